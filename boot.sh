@@ -1,0 +1,4 @@
+#! /bin/sh
+# Generates this project's configure script and Makefile.in.
+set -e
+autoreconf --install --force

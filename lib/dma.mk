@@ -1,0 +1,10 @@
+# Build of the vhost Tx DMA offload's library files, included by the
+# top-level Makefile.am of the assembled Open vSwitch tree.
+
+if DPDK_NETDEV
+lib_libopenvswitch_la_SOURCES += \
+	lib/dpdk-dma.c \
+	lib/dpdk-dma.h
+endif
+
+MAN_FRAGMENTS += lib/dpdk-dma-unixctl.man

@@ -1,0 +1,190 @@
+#! /usr/bin/env python3
+# Copyright (c) 2026 The ovs-vhost-dma authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); see LICENSE.
+"""Traffic for the vhost DMA offload tests.
+
+    dma-pcap.py gen OUT.pcap --sizes SPEC [--count N] [--seed S]
+        Writes N UDP/IPv4 frames from 10.0.0.1 to 10.0.0.2 whose lengths
+        cycle through SPEC, a comma-separated list of lengths and LO-HI
+        ranges (a range yields every length in it, then wraps).  Each
+        frame carries its index and a pseudo-random payload, so reordering,
+        loss, duplication or corruption is visible.
+    dma-pcap.py empty OUT.pcap
+        Writes a pcap with no packets (an rx_pcap for net_pcap).
+    dma-pcap.py send IFACE IN.pcap [--pps N]
+        Sends every frame of IN.pcap out of IFACE (AF_PACKET), paced at N
+        frames per second.
+    dma-pcap.py compare SENT.pcap RECEIVED.pcap
+        Succeeds if RECEIVED holds exactly the frames of SENT, byte for byte
+        and in the same order; otherwise says where they first differ.
+    dma-pcap.py count FILE.pcap
+        Prints the number of frames in FILE.pcap.
+"""
+
+import argparse
+import random
+import socket
+import struct
+import sys
+import time
+
+PCAP_MAGIC = 0xa1b2c3d4
+PCAP_MAGIC_NS = 0xa1b23c4d
+
+
+def write_pcap(path, frames):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', PCAP_MAGIC, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(frames):
+            f.write(struct.pack('<IIII', i // 1000, (i % 1000) * 1000,
+                                len(frame), len(frame)))
+            f.write(frame)
+
+
+def read_pcap(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < 24:
+        raise ValueError('%s: not a pcap file (%d bytes)' % (path, len(data)))
+    magic = struct.unpack('<I', data[:4])[0]
+    if magic in (PCAP_MAGIC, PCAP_MAGIC_NS):
+        endian = '<'
+    elif struct.unpack('>I', data[:4])[0] in (PCAP_MAGIC, PCAP_MAGIC_NS):
+        endian = '>'
+    else:
+        raise ValueError('%s: bad pcap magic %#x' % (path, magic))
+    frames = []
+    off = 24
+    while off < len(data):
+        if off + 16 > len(data):
+            raise ValueError('%s: truncated record header' % path)
+        _, _, caplen, wirelen = struct.unpack(endian + 'IIII',
+                                              data[off:off + 16])
+        off += 16
+        if caplen != wirelen:
+            raise ValueError('%s: frame %d truncated (%d of %d bytes)'
+                             % (path, len(frames), caplen, wirelen))
+        frames.append(data[off:off + caplen])
+        off += caplen
+    return frames
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def make_frame(index, length, rng):
+    eth = (bytes.fromhex('020000000002') + bytes.fromhex('020000000001')
+           + struct.pack('!H', 0x0800))
+    payload_len = length - len(eth) - 20 - 8
+    if payload_len < 4:
+        raise ValueError('frame length %d is too short' % length)
+    payload = struct.pack('!I', index) + rng.randbytes(payload_len - 4)
+    udp = struct.pack('!HHHH', 4000 + index % 1000, 5000, 8 + payload_len, 0)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + 8 + payload_len,
+                     index & 0xffff, 0, 64, 17, 0,
+                     socket.inet_aton('10.0.0.1'),
+                     socket.inet_aton('10.0.0.2'))
+    ip = ip[:10] + struct.pack('!H', checksum(ip)) + ip[12:]
+    return eth + ip + udp + payload
+
+
+def parse_sizes(spec):
+    sizes = []
+    for part in spec.split(','):
+        if '-' in part:
+            lo, hi = (int(x) for x in part.split('-'))
+            sizes.extend(range(lo, hi + 1))
+        else:
+            sizes.append(int(part))
+    return sizes
+
+
+def cmd_gen(args):
+    sizes = parse_sizes(args.sizes)
+    count = args.count or len(sizes)
+    rng = random.Random(args.seed)
+    write_pcap(args.out, [make_frame(i, sizes[i % len(sizes)], rng)
+                          for i in range(count)])
+
+
+def cmd_empty(args):
+    write_pcap(args.out, [])
+
+
+def cmd_send(args):
+    frames = read_pcap(args.pcap)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((args.iface, 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    start = time.monotonic()
+    for i, frame in enumerate(frames):
+        due = start + i / args.pps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        s.send(frame)
+    s.close()
+
+
+def cmd_compare(args):
+    sent = read_pcap(args.sent)
+    received = read_pcap(args.received)
+    for i, (a, b) in enumerate(zip(sent, received)):
+        if a != b:
+            diff = next((j for j in range(min(len(a), len(b)))
+                         if a[j] != b[j]), min(len(a), len(b)))
+            print('frame %d differs: sent %d bytes, received %d bytes, '
+                  'first difference at byte %d' % (i, len(a), len(b), diff))
+            if len(b) >= 46:
+                print('received frame %d carries index %d'
+                      % (i, struct.unpack('!I', b[42:46])[0]))
+            return 1
+    if len(sent) != len(received):
+        print('sent %d frames, received %d' % (len(sent), len(received)))
+        return 1
+    print('%d frames, %d bytes, identical and in order'
+          % (len(sent), sum(len(f) for f in sent)))
+    return 0
+
+
+def cmd_count(args):
+    print(len(read_pcap(args.pcap)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='cmd', required=True)
+    p = sub.add_parser('gen')
+    p.add_argument('out')
+    p.add_argument('--sizes', required=True)
+    p.add_argument('--count', type=int, default=0)
+    p.add_argument('--seed', type=int, default=1)
+    p.set_defaults(func=cmd_gen)
+    p = sub.add_parser('empty')
+    p.add_argument('out')
+    p.set_defaults(func=cmd_empty)
+    p = sub.add_parser('send')
+    p.add_argument('iface')
+    p.add_argument('pcap')
+    p.add_argument('--pps', type=float, default=20000)
+    p.set_defaults(func=cmd_send)
+    p = sub.add_parser('compare')
+    p.add_argument('sent')
+    p.add_argument('received')
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser('count')
+    p.add_argument('pcap')
+    p.set_defaults(func=cmd_count)
+    args = parser.parse_args()
+    return args.func(args) or 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
