@@ -31,6 +31,7 @@
 
 #include <rte_dev.h>
 #include <rte_dmadev.h>
+#include <rte_errno.h>
 
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
@@ -85,6 +86,9 @@ dma_driver_name(const char *dev_name)
         struct rte_dev_iterator it;
         struct rte_device *dev;
 
+        /* rte_dev_iterator_init() returns -rte_errno even when it
+         * succeeds, so a stale rte_errno would look like a failure. */
+        rte_errno = 0;
         if (rte_dev_iterator_init(&it, buses[i])) {
             continue;
         }

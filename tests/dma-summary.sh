@@ -3,7 +3,8 @@
 #
 # Runs the autotest COMMAND, copying what it prints to OUTPUT too, then ends
 # with a line "N passed, N failed" (", N skipped" follows when tests were
-# skipped).  Exits with 0 only if the testsuite succeeded and no test failed.
+# skipped), also written to OUTPUT.summary.  Exits with 0 only if the
+# testsuite succeeded and no test failed.
 
 out=$1
 shift
@@ -31,8 +32,9 @@ if test "$rc" != 0 && test "$failed" = 0; then
     failed=1
 fi
 if test "$skipped" != 0; then
-    echo "$passed passed, $failed failed, $skipped skipped"
+    line="$passed passed, $failed failed, $skipped skipped"
 else
-    echo "$passed passed, $failed failed"
+    line="$passed passed, $failed failed"
 fi
+echo "$line" | tee "$out.summary"
 test "$failed" = 0
