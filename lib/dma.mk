@@ -1,6 +1,10 @@
 # Build of the vhost Tx DMA offload's library files, included by the
 # top-level Makefile.am of the assembled Open vSwitch tree.
 
+lib_libopenvswitch_la_SOURCES += \
+	lib/deferred-work.c \
+	lib/deferred-work.h
+
 if DPDK_NETDEV
 lib_libopenvswitch_la_SOURCES += \
 	lib/dpdk-dma.c \

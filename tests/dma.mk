@@ -8,12 +8,15 @@
 DMA_TESTSUITE_AT = \
 	tests/dma-testsuite.at \
 	tests/dma-macros.at \
+	tests/dma-unit.at \
 	tests/dma-system-vhost.at \
 	tests/dma-system-devices.at
 DMA_TESTSUITE = $(srcdir)/tests/dma-testsuite
 
 EXTRA_DIST += $(DMA_TESTSUITE_AT) $(DMA_TESTSUITE) \
 	tests/dma-pcap.py tests/dma-summary.sh
+
+tests_ovstest_SOURCES += tests/test-deferred-work.c
 
 $(DMA_TESTSUITE): package.m4 $(DMA_TESTSUITE_AT) $(COMMON_MACROS_AT) \
 		tests/system-dpdk-macros.at
