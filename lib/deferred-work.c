@@ -244,6 +244,17 @@ dw_queue_flush_obj(struct dw_queue *q, const struct dw_ops *ops, void *obj,
     return left;
 }
 
+unsigned int
+dw_queue_clear(struct dw_queue *q)
+{
+    unsigned int left = dw_queue_n_pending(q);
+
+    while (q->n_items) {
+        dw_remove(q, q->n_items - 1);
+    }
+    return left;
+}
+
 size_t
 dw_queue_n_items(const struct dw_queue *q)
 {

@@ -108,6 +108,10 @@ unsigned int dw_queue_flush_obj(struct dw_queue *, const struct dw_ops *,
                                 void *obj, uint32_t arg,
                                 long long int timeout_ms);
 
+/* Removes every item without polling it.  Returns the number of units of
+ * work they still had: work that whoever owns it must now clear. */
+unsigned int dw_queue_clear(struct dw_queue *);
+
 size_t dw_queue_n_items(const struct dw_queue *);
 unsigned int dw_queue_n_pending(const struct dw_queue *);
 static inline bool dw_queue_is_empty(const struct dw_queue *q)

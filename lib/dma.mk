@@ -8,7 +8,9 @@ lib_libopenvswitch_la_SOURCES += \
 if DPDK_NETDEV
 lib_libopenvswitch_la_SOURCES += \
 	lib/dpdk-dma.c \
-	lib/dpdk-dma.h
+	lib/dpdk-dma.h \
+	lib/netdev-vhost-dma.c \
+	lib/netdev-vhost-dma.h
 endif
 
 MAN_FRAGMENTS += lib/dpdk-dma-unixctl.man

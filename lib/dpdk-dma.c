@@ -14,14 +14,25 @@
  * limitations under the License.
  */
 
-/* DMA devices known to OVS.
+/* The pool of DMA devices OVS owns.
  *
  * DPDK probes dmadevs like any other device: PCI devices bound to a DPDK
  * driver (I/OAT, DSA), or virtual devices such as the software
- * 'dma_skeleton'.  This module lists them for 'ovs-appctl dpdk-dma/show'.
+ * 'dma_skeleton'.  They come from other_config:dpdk-extra at initialization
+ * or from other_config:dma-devices at any time.  The main thread configures
+ * each with one memory-to-memory vchan of 'dma-ring-size' descriptors,
+ * starts it (a device's own threads, like the skeleton's copy thread,
+ * inherit the affinity of the thread that starts it: never a PMD) and
+ * registers it with vhost.
  *
- * The dmadev API is experimental in DPDK 22.11, so this file (and no other)
- * enables it with ALLOW_EXPERIMENTAL_API. */
+ * Ownership: 'owner' in struct dma_dev names the thread that may use a
+ * device's data path.  A thread claims devices under 'dma_mutex' and keeps
+ * the mask of its devices in thread-local storage, so its fast path reads
+ * only that and 'usable_mask' (started and not drained), lock-free.  A
+ * thread key's destructor releases a thread's devices when it exits.
+ *
+ * The dmadev API is experimental in DPDK 22.11, so this file enables it with
+ * ALLOW_EXPERIMENTAL_API, as only the files that call it do. */
 
 #define ALLOW_EXPERIMENTAL_API 1
 
@@ -29,16 +40,66 @@
 
 #include "dpdk-dma.h"
 
+#include <sched.h>
+
 #include <rte_dev.h>
 #include <rte_dmadev.h>
+#include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_vhost_async.h>
 
+#include "coverage.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
+#include "ovs-atomic.h"
+#include "ovs-thread.h"
+#include "smap.h"
+#include "sset.h"
+#include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
 
 VLOG_DEFINE_THIS_MODULE(dpdk_dma);
+
+COVERAGE_DEFINE(dpdk_dma_claim);
+COVERAGE_DEFINE(dpdk_dma_claim_failed);
+
+#define DMA_RING_SIZE_DEFAULT 2048
+
+struct dma_dev {
+    bool known;                 /* In the pool. */
+    bool started;               /* Configured, started, known to vhost. */
+    bool drained;               /* Out of service (dpdk-dma/drain). */
+    bool from_config;           /* Listed in other_config:dma-devices. */
+    char *name;
+    uint16_t ring_size;         /* Descriptors of vchan 0, once started. */
+    char *error;                /* Why it could not be started, or NULL. */
+
+    /* The thread that owns the device, if 'owned'. */
+    bool owned;
+    char *owner_name;
+    int owner_cpu;
+};
+
+static struct ovs_mutex dma_mutex = OVS_MUTEX_INITIALIZER;
+static struct dma_dev dma_devs[DPDK_DMA_MAX_DEVS] OVS_GUARDED_BY(dma_mutex);
+static uint16_t dma_ring_size OVS_GUARDED_BY(dma_mutex)
+    = DMA_RING_SIZE_DEFAULT;
+static char *dma_devices_config OVS_GUARDED_BY(dma_mutex);
+
+/* Devices that are started and not drained: a bit per dev_id. */
+static atomic_uint64_t usable_mask = ATOMIC_VAR_INIT(0);
+
+/* What a thread owns. */
+struct dma_thread {
+    uint64_t owned;             /* Devices it owns, a bit per dev_id. */
+    uint64_t failed_allowed;    /* 'allowed' of its last failed claim... */
+    long long int next_claim;   /* ...and when to try again. */
+};
+
+DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread,
+                              { 0, 0, LLONG_MIN });
+static ovsthread_key_t dma_thread_key;
 
 /* Names of the capabilities a dmadev reports, in the order of their bits. */
 static const struct {
@@ -106,7 +167,9 @@ dma_driver_name(const char *dev_name)
 
 static void
 dma_show_device(struct ds *s, int16_t dev_id)
+    OVS_REQUIRES(dma_mutex)
 {
+    struct dma_dev *dev = &dma_devs[dev_id];
     struct rte_dma_info info;
 
     if (rte_dma_info_get(dev_id, &info)) {
@@ -122,18 +185,401 @@ dma_show_device(struct ds *s, int16_t dev_id)
     ds_put_format(s, "\n  descriptors: %"PRIu16"..%"PRIu16
                   ", vchans: %"PRIu16"\n",
                   info.min_desc, info.max_desc, info.max_vchans);
+
+    if (!dev->known) {
+        ds_put_cstr(s, "  state: not in the pool\n");
+        return;
+    }
+    ds_put_format(s, "  state: %s",
+                  dev->error ? "failed"
+                  : !dev->started ? "stopped"
+                  : dev->drained ? "drained" : "in service");
+    if (dev->started) {
+        ds_put_format(s, ", ring_size: %"PRIu16, dev->ring_size);
+    }
+    if (dev->error) {
+        ds_put_format(s, " (%s)", dev->error);
+    }
+    ds_put_cstr(s, "\n  owner: ");
+    if (dev->owned) {
+        ds_put_format(s, "%s (cpu %d)\n", dev->owner_name, dev->owner_cpu);
+    } else {
+        ds_put_cstr(s, "none\n");
+    }
+    if (dev->started) {
+        struct rte_dma_stats stats;
+
+        if (!rte_dma_stats_get(dev_id, 0, &stats)) {
+            ds_put_format(s, "  submitted: %"PRIu64", completed: %"PRIu64
+                          ", errors: %"PRIu64"\n", stats.submitted,
+                          stats.completed, stats.errors);
+        }
+    }
+}
+
+static void
+dma_update_usable_mask(void)
+    OVS_REQUIRES(dma_mutex)
+{
+    uint64_t mask = 0;
+
+    for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+        if (dma_devs[i].started && !dma_devs[i].drained) {
+            mask |= UINT64_C(1) << i;
+        }
+    }
+    atomic_store_relaxed(&usable_mask, mask);
+}
+
+static void
+dma_set_error(struct dma_dev *dev, char *error)
+    OVS_REQUIRES(dma_mutex)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+
+    VLOG_ERR_RL(&rl, "%s: %s", dev->name, error);
+    free(dev->error);
+    dev->error = error;
+}
+
+/* Configures device 'dev_id' with one memory-to-memory vchan of
+ * 'dma_ring_size' descriptors, starts it and registers it with vhost. */
+static void
+dma_start(int16_t dev_id)
+    OVS_REQUIRES(dma_mutex)
+{
+    struct dma_dev *dev = &dma_devs[dev_id];
+    struct rte_dma_vchan_conf vconf = {
+        .direction = RTE_DMA_DIR_MEM_TO_MEM,
+        .nb_desc = dma_ring_size,
+    };
+    struct rte_dma_conf conf = { .nb_vchans = 1 };
+    struct rte_dma_info info;
+    int err;
+
+    if (rte_dma_info_get(dev_id, &info)) {
+        dma_set_error(dev, xstrdup("cannot get device information"));
+        return;
+    }
+    if (!(info.dev_capa & RTE_DMA_CAPA_MEM_TO_MEM)
+        || !(info.dev_capa & RTE_DMA_CAPA_OPS_COPY)) {
+        dma_set_error(dev, xstrdup("device cannot copy memory to memory"));
+        return;
+    }
+    if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+        dma_set_error(dev, xstrdup("vhost DMA copies need IOVA as VA "
+                                   "(add --iova-mode=va to dpdk-extra)"));
+        return;
+    }
+    if (dma_ring_size < info.min_desc || dma_ring_size > info.max_desc) {
+        dma_set_error(dev, xasprintf("dma-ring-size %"PRIu16" is out of the "
+                                     "device's range %"PRIu16"..%"PRIu16,
+                                     dma_ring_size, info.min_desc,
+                                     info.max_desc));
+        return;
+    }
+
+    err = rte_dma_configure(dev_id, &conf);
+    if (!err) {
+        err = rte_dma_vchan_setup(dev_id, 0, &vconf);
+    }
+    if (!err) {
+        err = rte_dma_start(dev_id);
+    }
+    if (err) {
+        dma_set_error(dev, xasprintf("cannot start device: %s",
+                                     rte_strerror(-err)));
+        return;
+    }
+    if (rte_vhost_async_dma_configure(dev_id, 0)) {
+        rte_dma_stop(dev_id);
+        dma_set_error(dev, xstrdup("vhost refused the device"));
+        return;
+    }
+    free(dev->error);
+    dev->error = NULL;
+    dev->ring_size = dma_ring_size;
+    dev->started = true;
+    VLOG_INFO("%s: started, dev_id %"PRId16", %"PRIu16" descriptors",
+              dev->name, dev_id, dev->ring_size);
+}
+
+/* Takes every device DPDK knows into the pool and starts those that are not
+ * started. */
+static void
+dma_refresh_pool(void)
+    OVS_REQUIRES(dma_mutex)
+{
+    int16_t dev_id;
+
+    RTE_DMA_FOREACH_DEV (dev_id) {
+        struct dma_dev *dev;
+        struct rte_dma_info info;
+
+        if (dev_id >= DPDK_DMA_MAX_DEVS) {
+            continue;
+        }
+        dev = &dma_devs[dev_id];
+        if (!dev->known) {
+            if (rte_dma_info_get(dev_id, &info)) {
+                continue;
+            }
+            dev->known = true;
+            dev->name = xstrdup(info.dev_name);
+        }
+        if (!dev->started && !dev->error) {
+            dma_start(dev_id);
+        }
+    }
+    dma_update_usable_mask();
+}
+
+/* Probes the device that 'spec' (a PCI address or a vdev name, either with
+ * comma-separated arguments) describes, unless DPDK has it already. */
+static void
+dma_probe(const char *spec)
+    OVS_REQUIRES(dma_mutex)
+{
+    char *name = xmemdup0(spec, strcspn(spec, ","));
+    int16_t dev_id;
+    int err;
+
+    if (rte_dma_get_dev_id_by_name(name) < 0) {
+        err = rte_dev_probe(spec);
+        dev_id = rte_dma_get_dev_id_by_name(name);
+        if (err) {
+            VLOG_ERR("dma-devices: cannot probe %s: %s", spec,
+                     rte_strerror(-err));
+        } else if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+            VLOG_ERR("dma-devices: %s was probed but is no DMA device OVS "
+                     "can use", spec);
+        } else {
+            VLOG_INFO("dma-devices: probed %s", spec);
+        }
+    }
+    free(name);
+}
+
+void
+dpdk_dma_set_config(const struct smap *ovs_other_config)
+{
+    const char *devices = smap_get_def(ovs_other_config, "dma-devices", "");
+    const char *ring = smap_get(ovs_other_config, "dma-ring-size");
+    uint16_t ring_size = DMA_RING_SIZE_DEFAULT;
+    bool changed;
+
+    if (ring) {
+        char *end;
+        unsigned long int n = strtoul(ring, &end, 10);
+
+        if (*end || !n || n > UINT16_MAX || !is_pow2(n)) {
+            static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(1, 5);
+
+            VLOG_ERR_RL(&rl, "dma-ring-size: %s is not a power of two "
+                        "between 1 and 32768; using %d", ring,
+                        DMA_RING_SIZE_DEFAULT);
+        } else {
+            ring_size = n;
+        }
+    }
+
+    ovs_mutex_lock(&dma_mutex);
+    changed = ring_size != dma_ring_size
+              || !nullable_string_is_equal(devices, dma_devices_config);
+    if (changed) {
+        struct sset listed = SSET_INITIALIZER(&listed);
+        char *copy = xstrdup(devices), *save_ptr = NULL;
+
+        if (ring_size != dma_ring_size) {
+            /* Applies to devices started from now on. */
+            VLOG_INFO("dma-ring-size: %"PRIu16" descriptors", ring_size);
+            dma_ring_size = ring_size;
+            for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+                if (dma_devs[i].error) {
+                    free(dma_devs[i].error);
+                    dma_devs[i].error = NULL;
+                }
+            }
+        }
+        for (char *spec = strtok_r(copy, " ", &save_ptr); spec;
+             spec = strtok_r(NULL, " ", &save_ptr)) {
+            char *name = xmemdup0(spec, strcspn(spec, ","));
+
+            dma_probe(spec);
+            sset_add(&listed, name);
+            free(name);
+        }
+        free(dma_devices_config);
+        dma_devices_config = xstrdup(devices);
+        dma_refresh_pool();
+
+        /* A device that left the list goes out of service: its owner
+         * finishes its copies and falls back to the CPU.  One that comes
+         * back returns to service. */
+        for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+            struct dma_dev *dev = &dma_devs[i];
+            bool is_listed = dev->known && sset_contains(&listed, dev->name);
+
+            if (dev->from_config != is_listed) {
+                dev->drained = !is_listed;
+                VLOG_INFO("%s: %s dma-devices: %s", dev->name,
+                          is_listed ? "added to" : "removed from",
+                          is_listed ? "in service" : "drained");
+            }
+            dev->from_config = is_listed;
+        }
+        dma_update_usable_mask();
+        sset_destroy(&listed);
+        free(copy);
+    }
+    ovs_mutex_unlock(&dma_mutex);
+}
+
+char *
+dpdk_dma_parse_list(const char *list, uint64_t *maskp)
+{
+    char *copy = xstrdup(list), *save_ptr = NULL;
+    char *error = NULL;
+    uint64_t mask = 0;
+
+    for (char *name = strtok_r(copy, ",", &save_ptr); name;
+         name = strtok_r(NULL, ",", &save_ptr)) {
+        int dev_id = rte_dma_get_dev_id_by_name(name);
+
+        if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+            error = xasprintf("unknown DMA device '%s'", name);
+            break;
+        }
+        mask |= UINT64_C(1) << dev_id;
+    }
+    if (!error && !mask) {
+        error = xasprintf("'%s' names no DMA device", list);
+    }
+    free(copy);
+    *maskp = error ? 0 : mask;
+    return error;
+}
+
+static void
+dma_thread_destructor(void *aux OVS_UNUSED)
+{
+    dpdk_dma_thread_release();
+}
+
+/* Claims a free device of 'allowed' (any if 0) for the calling thread,
+ * preferring NUMA node 'numa_id'.  Returns its dev_id, or -1. */
+static int
+dma_claim(uint64_t allowed, int numa_id)
+    OVS_EXCLUDED(dma_mutex)
+{
+    struct dma_thread *t = dma_thread_get();
+    uint64_t usable;
+    int best = -1;
+
+    ovs_mutex_lock(&dma_mutex);
+    atomic_read_relaxed(&usable_mask, &usable);
+    for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+        uint64_t bit = UINT64_C(1) << i;
+        struct rte_dma_info info;
+
+        if (!(usable & bit) || (allowed && !(allowed & bit))
+            || dma_devs[i].owned) {
+            continue;
+        }
+        if (best < 0) {
+            best = i;
+        }
+        if (!rte_dma_info_get(i, &info) && info.numa_node == numa_id) {
+            best = i;
+            break;
+        }
+    }
+    if (best >= 0) {
+        struct dma_dev *dev = &dma_devs[best];
+
+        dev->owned = true;
+        dev->owner_name = xstrdup(get_subprogram_name());
+        dev->owner_cpu = sched_getcpu();
+        t->owned |= UINT64_C(1) << best;
+        ovsthread_setspecific(dma_thread_key, t);
+        COVERAGE_INC(dpdk_dma_claim);
+        VLOG_INFO("%s: now owned by %s (cpu %d)", dev->name,
+                  dev->owner_name, dev->owner_cpu);
+    } else {
+        COVERAGE_INC(dpdk_dma_claim_failed);
+    }
+    ovs_mutex_unlock(&dma_mutex);
+    return best;
+}
+
+int
+dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
+{
+    struct dma_thread *t = dma_thread_get();
+    uint64_t usable, fit;
+    long long int now;
+    int dev_id;
+
+    atomic_read_relaxed(&usable_mask, &usable);
+    fit = t->owned & usable & (allowed ? allowed : UINT64_MAX);
+    if (OVS_LIKELY(fit)) {
+        return raw_ctz(fit);
+    }
+
+    now = time_msec();
+    if (allowed == t->failed_allowed && now < t->next_claim) {
+        return -1;
+    }
+    dev_id = dma_claim(allowed, numa_id);
+    if (dev_id < 0) {
+        t->failed_allowed = allowed;
+        t->next_claim = now + 1000;
+    }
+    return dev_id;
+}
+
+void
+dpdk_dma_thread_release(void)
+{
+    struct dma_thread *t = dma_thread_get();
+
+    if (!t->owned) {
+        return;
+    }
+    ovs_mutex_lock(&dma_mutex);
+    for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+        struct dma_dev *dev = &dma_devs[i];
+
+        if (t->owned & (UINT64_C(1) << i)) {
+            VLOG_INFO("%s: released by %s", dev->name, dev->owner_name);
+            dev->owned = false;
+            free(dev->owner_name);
+            dev->owner_name = NULL;
+        }
+    }
+    t->owned = 0;
+    ovs_mutex_unlock(&dma_mutex);
+}
+
+uint64_t
+dpdk_dma_thread_owned(void)
+{
+    return dma_thread_get()->owned;
 }
 
 static void
 dpdk_dma_unixctl_show(struct unixctl_conn *conn, int argc,
                       const char *argv[], void *aux OVS_UNUSED)
+    OVS_EXCLUDED(dma_mutex)
 {
     struct ds s = DS_EMPTY_INITIALIZER;
     int16_t dev_id;
 
+    ovs_mutex_lock(&dma_mutex);
     if (argc > 1) {
         dev_id = rte_dma_get_dev_id_by_name(argv[1]);
-        if (dev_id < 0) {
+        if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+            ovs_mutex_unlock(&dma_mutex);
             unixctl_command_reply_error(conn, "no such DMA device");
             return;
         }
@@ -144,17 +590,60 @@ dpdk_dma_unixctl_show(struct unixctl_conn *conn, int argc,
                     "other_config:dpdk-extra.\n");
     } else {
         RTE_DMA_FOREACH_DEV (dev_id) {
-            dma_show_device(&s, dev_id);
+            if (dev_id < DPDK_DMA_MAX_DEVS) {
+                dma_show_device(&s, dev_id);
+            }
         }
     }
+    ovs_mutex_unlock(&dma_mutex);
     unixctl_command_reply(conn, ds_cstr(&s));
     ds_destroy(&s);
+}
+
+/* dpdk-dma/drain DEVICE and dpdk-dma/undrain DEVICE: 'aux' is non-NULL for
+ * drain. */
+static void
+dpdk_dma_unixctl_drain(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                       const char *argv[], void *aux)
+    OVS_EXCLUDED(dma_mutex)
+{
+    int16_t dev_id = rte_dma_get_dev_id_by_name(argv[1]);
+    bool drain = aux != NULL;
+    struct dma_dev *dev;
+
+    if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+        unixctl_command_reply_error(conn, "no such DMA device");
+        return;
+    }
+    ovs_mutex_lock(&dma_mutex);
+    dev = &dma_devs[dev_id];
+    if (!dev->known) {
+        ovs_mutex_unlock(&dma_mutex);
+        unixctl_command_reply_error(conn, "device is not in the pool");
+        return;
+    }
+    if (dev->drained != drain) {
+        dev->drained = drain;
+        dma_update_usable_mask();
+        VLOG_INFO("%s: %s", dev->name,
+                  drain ? "drained: out of service" : "back in service");
+    }
+    ovs_mutex_unlock(&dma_mutex);
+    unixctl_command_reply(conn, NULL);
 }
 
 void
 dpdk_dma_init(void)
 {
     VLOG_INFO("%"PRIu16" DMA device(s) available", rte_dma_count_avail());
+    ovsthread_key_create(&dma_thread_key, dma_thread_destructor);
+    ovs_mutex_lock(&dma_mutex);
+    dma_refresh_pool();
+    ovs_mutex_unlock(&dma_mutex);
     unixctl_command_register("dpdk-dma/show", "[device]", 0, 1,
                              dpdk_dma_unixctl_show, NULL);
+    unixctl_command_register("dpdk-dma/drain", "device", 1, 1,
+                             dpdk_dma_unixctl_drain, "drain");
+    unixctl_command_register("dpdk-dma/undrain", "device", 1, 1,
+                             dpdk_dma_unixctl_drain, NULL);
 }

@@ -17,19 +17,62 @@
 #ifndef DPDK_DMA_H
 #define DPDK_DMA_H 1
 
-/* DMA devices (DPDK dmadevs) known to Open vSwitch.
+#include <stdbool.h>
+#include <stdint.h>
+
+struct smap;
+
+/* The pool of DMA devices (DPDK dmadevs) Open vSwitch owns.
  *
  * This module is the only user of DPDK's experimental dmadev API in OVS: the
  * rest of OVS sees DMA devices only through the functions declared here.
  *
+ * A device in the pool is configured with one virtual channel (vchan 0,
+ * memory to memory), started, and made known to vhost
+ * (rte_vhost_async_dma_configure()) by the main thread.  The dmadev data
+ * path is not thread-safe, so each device is then owned by at most one
+ * thread at a time: a PMD thread claims a device the first time it needs one
+ * and keeps it until it exits.  Device ids fit in a 64-bit mask, as they do
+ * in vhost's own table.
+ *
  * Thread-safety
  * =============
  *
- * Unless a comment says otherwise, the functions below must be called from
- * the main thread, after DPDK's EAL was initialized. */
+ * dpdk_dma_init() and dpdk_dma_set_config() run in the main thread.  The
+ * dpdk_dma_thread_*() functions act for the calling thread and may be called
+ * from any thread; the fast path among them takes no lock. */
 
-/* Registers the "dpdk-dma/" unixctl commands.  Called once, from dpdk_init(),
- * right after the EAL was initialized. */
+#define DPDK_DMA_MAX_DEVS 64
+
+/* Registers the "dpdk-dma/" unixctl commands and takes the devices DPDK
+ * probed at initialization (through other_config:dpdk-extra) into the
+ * pool.  Called once, from dpdk_init(), after the EAL was initialized. */
 void dpdk_dma_init(void);
+
+/* Applies other_config:dma-devices and other_config:dma-ring-size from
+ * 'ovs_other_config': probes devices that are new and starts every device of
+ * the pool that is not started yet.  Cheap when nothing changed. */
+void dpdk_dma_set_config(const struct smap *ovs_other_config);
+
+/* Parses 'list', a comma-separated list of DMA device names, into '*mask'
+ * (a bit per dev_id).  Returns NULL on success, otherwise a malloc()'d
+ * message saying what is wrong, for the caller to free. */
+char *dpdk_dma_parse_list(const char *list, uint64_t *mask);
+
+/* Returns the dev_id of a device the calling thread owns and may use for a
+ * port that allows the devices of 'allowed' (0 means any device, as for
+ * 'tx-dma=auto'), preferring NUMA node 'numa_id'.  Claims a free device if
+ * the thread owns none that fits and one is free, but tries at most once
+ * per second for a given 'allowed' so that a thread that finds none does not
+ * take the pool's lock on every packet.  Returns -1 if there is none: the
+ * caller copies with the CPU.  A drained device is never returned. */
+int dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id);
+
+/* Releases every device the calling thread owns.  The caller must have no
+ * copy in flight on them.  Called at thread exit automatically. */
+void dpdk_dma_thread_release(void);
+
+/* Returns the mask of the devices the calling thread owns. */
+uint64_t dpdk_dma_thread_owned(void);
 
 #endif /* dpdk-dma.h */

@@ -10,7 +10,8 @@ DMA_TESTSUITE_AT = \
 	tests/dma-macros.at \
 	tests/dma-unit.at \
 	tests/dma-system-vhost.at \
-	tests/dma-system-devices.at
+	tests/dma-system-devices.at \
+	tests/dma-system-dma.at
 DMA_TESTSUITE = $(srcdir)/tests/dma-testsuite
 
 EXTRA_DIST += $(DMA_TESTSUITE_AT) $(DMA_TESTSUITE) \
