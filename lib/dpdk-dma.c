@@ -360,27 +360,44 @@ dma_probe(const char *spec)
     free(name);
 }
 
+/* Returns the ring size that 'ring' (other_config:dma-ring-size) asks for,
+ * logging why if it is not valid. */
+static uint16_t
+dma_parse_ring_size(const char *ring)
+{
+    unsigned long int n;
+    char *end;
+
+    if (!ring) {
+        return DMA_RING_SIZE_DEFAULT;
+    }
+    n = strtoul(ring, &end, 10);
+    if (*end || !*ring || !n || n > 32768 || !is_pow2(n)) {
+        VLOG_ERR("dma-ring-size: %s is not a power of two between 1 and "
+                 "32768; using %d", ring, DMA_RING_SIZE_DEFAULT);
+        return DMA_RING_SIZE_DEFAULT;
+    }
+    return n;
+}
+
 void
 dpdk_dma_set_config(const struct smap *ovs_other_config)
 {
     const char *devices = smap_get_def(ovs_other_config, "dma-devices", "");
     const char *ring = smap_get(ovs_other_config, "dma-ring-size");
-    uint16_t ring_size = DMA_RING_SIZE_DEFAULT;
+    static char *ring_config;
+    uint16_t ring_size;
     bool changed;
 
-    if (ring) {
-        char *end;
-        unsigned long int n = strtoul(ring, &end, 10);
-
-        if (*end || !n || n > UINT16_MAX || !is_pow2(n)) {
-            static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(1, 5);
-
-            VLOG_ERR_RL(&rl, "dma-ring-size: %s is not a power of two "
-                        "between 1 and 32768; using %d", ring,
-                        DMA_RING_SIZE_DEFAULT);
-        } else {
-            ring_size = n;
-        }
+    /* Parse (and complain) only when the setting changes. */
+    if (nullable_string_is_equal(ring, ring_config)) {
+        ovs_mutex_lock(&dma_mutex);
+        ring_size = dma_ring_size;
+        ovs_mutex_unlock(&dma_mutex);
+    } else {
+        free(ring_config);
+        ring_config = nullable_xstrdup(ring);
+        ring_size = dma_parse_ring_size(ring);
     }
 
     ovs_mutex_lock(&dma_mutex);
