@@ -14,3 +14,4 @@ lib_libopenvswitch_la_SOURCES += \
 endif
 
 MAN_FRAGMENTS += lib/dpdk-dma-unixctl.man
+EXTRA_DIST += Documentation/topics/dpdk/vhost-dma.rst
