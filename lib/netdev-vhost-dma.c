@@ -607,16 +607,19 @@ int
 netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
                       struct rte_mbuf **pkts, int cnt)
 {
-    struct vhost_dma_vq *vq = &vd->vqs[txq];
     struct dw_queue *dwq = dw_queue_current();
+    struct vhost_dma_vq *vq;
     uint32_t threshold;
     bool registered;
     int dma_id = -1;
     int sent, dropped;
 
-    if (OVS_UNLIKELY(txq >= VHOST_DMA_MAX_TXQ || !cnt)) {
-        return cnt ? vd_cpu_send(vq, vid, txq, pkts, cnt) : 0;
+    if (OVS_UNLIKELY(!cnt)) {
+        return 0;
     }
+    /* netdev-dpdk's vhost txqs are below OVS_VHOST_MAX_QUEUE_NUM. */
+    ovs_assert(txq < VHOST_DMA_MAX_TXQ);
+    vq = &vd->vqs[txq];
 
     atomic_read_relaxed(&vq->registered, &registered);
     if (dwq && registered && vd->mode != VHOST_DMA_OFF) {
