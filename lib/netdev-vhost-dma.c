@@ -111,8 +111,6 @@ static struct ovs_mutex by_vid_mutex = OVS_MUTEX_INITIALIZER;
 static struct netdev_vhost_dma *by_vid[VHOST_DMA_MAX_VID]
     OVS_GUARDED_BY(by_vid_mutex);
 
-static const struct dw_ops vhost_dma_dw_ops;
-
 static inline void
 vd_count(atomic_uint64_t *counter, uint64_t n)
 {
