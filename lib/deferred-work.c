@@ -52,6 +52,8 @@ struct dw_counters {
     atomic_uint64_t done;
     atomic_uint64_t drains;
     atomic_uint64_t drain_timeouts;
+    atomic_uint64_t items;      /* Gauges: copies of 'n_items'... */
+    atomic_uint64_t pending;    /* ...and of 'pending', for readers. */
 };
 
 struct dw_queue {
@@ -59,6 +61,7 @@ struct dw_queue {
     size_t n_items;
     size_t capacity;
     size_t cursor;              /* Next item to poll. */
+    unsigned int pending;       /* Sum of the items' 'pending'. */
     struct dw_counters c;
 };
 
@@ -71,6 +74,14 @@ dw_count(atomic_uint64_t *counter, uint64_t n)
 
     atomic_read_relaxed(counter, &value);
     atomic_store_relaxed(counter, value + n);
+}
+
+/* Publishes the queue's occupancy for dw_queue_get_stats(). */
+static inline void
+dw_publish(struct dw_queue *q)
+{
+    atomic_store_relaxed(&q->c.items, q->n_items);
+    atomic_store_relaxed(&q->c.pending, q->pending);
 }
 
 struct dw_queue *
@@ -120,6 +131,7 @@ dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
 
     if (item) {
         item->pending += n;
+        q->pending += n;
         dw_count(&q->c.coalesced, 1);
     } else if (q->n_items < q->capacity) {
         item = &q->items[q->n_items++];
@@ -127,6 +139,7 @@ dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
         item->obj = obj;
         item->arg = arg;
         item->pending = n;
+        q->pending += n;
         if (ops->ref) {
             ops->ref(obj);
         }
@@ -135,6 +148,7 @@ dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
         return false;
     }
     dw_count(&q->c.added, 1);
+    dw_publish(q);
     return true;
 }
 
@@ -144,6 +158,7 @@ dw_remove(struct dw_queue *q, size_t i)
 {
     struct dw_item item = q->items[i];
 
+    q->pending -= item.pending;
     q->items[i] = q->items[--q->n_items];
     if (q->cursor > q->n_items) {
         q->cursor = 0;
@@ -151,6 +166,7 @@ dw_remove(struct dw_queue *q, size_t i)
     if (item.ops->unref) {
         item.ops->unref(item.obj);
     }
+    dw_publish(q);
 }
 
 /* Polls the item at index 'i'.  Returns true if it was removed. */
@@ -164,7 +180,9 @@ dw_poll_item(struct dw_queue *q, size_t i, bool drain)
     if (left >= item->pending && left) {
         dw_count(&q->c.empty_polls, 1);
     }
+    q->pending = q->pending - item->pending + left;
     item->pending = left;
+    atomic_store_relaxed(&q->c.pending, q->pending);
     if (!left) {
         dw_count(&q->c.done, 1);
         dw_remove(q, i);
@@ -264,12 +282,7 @@ dw_queue_n_items(const struct dw_queue *q)
 unsigned int
 dw_queue_n_pending(const struct dw_queue *q)
 {
-    unsigned int n = 0;
-
-    for (size_t i = 0; i < q->n_items; i++) {
-        n += q->items[i].pending;
-    }
-    return n;
+    return q->pending;
 }
 
 void
@@ -285,6 +298,8 @@ dw_queue_get_stats(const struct dw_queue *q_, struct dw_stats *s)
     atomic_read_relaxed(&q->c.done, &s->done);
     atomic_read_relaxed(&q->c.drains, &s->drains);
     atomic_read_relaxed(&q->c.drain_timeouts, &s->drain_timeouts);
+    atomic_read_relaxed(&q->c.items, &s->items);
+    atomic_read_relaxed(&q->c.pending, &s->pending);
 }
 
 struct dw_queue *

@@ -79,6 +79,8 @@ struct dw_stats {
     uint64_t done;           /* Items whose work was all done. */
     uint64_t drains;         /* dw_queue_drain() calls with items. */
     uint64_t drain_timeouts; /* ...that hit their deadline. */
+    uint64_t items;          /* Items in the queue now. */
+    uint64_t pending;        /* Units of work pending on them now. */
 };
 
 struct dw_queue *dw_queue_create(size_t capacity);

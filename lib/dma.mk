@@ -3,7 +3,9 @@
 
 lib_libopenvswitch_la_SOURCES += \
 	lib/deferred-work.c \
-	lib/deferred-work.h
+	lib/deferred-work.h \
+	lib/dpif-netdev-dma.c \
+	lib/dpif-netdev-dma.h
 
 if DPDK_NETDEV
 lib_libopenvswitch_la_SOURCES += \

@@ -49,6 +49,7 @@
 #include <rte_vhost_async.h>
 
 #include "coverage.h"
+#include "dpif-netdev-dma.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
@@ -455,26 +456,76 @@ dpdk_dma_set_config(const struct smap *ovs_other_config)
 char *
 dpdk_dma_parse_list(const char *list, uint64_t *maskp)
 {
-    char *copy = xstrdup(list), *save_ptr = NULL;
+    const char *p = list;
     char *error = NULL;
     uint64_t mask = 0;
 
-    for (char *name = strtok_r(copy, ",", &save_ptr); name;
-         name = strtok_r(NULL, ",", &save_ptr)) {
-        int dev_id = rte_dma_get_dev_id_by_name(name);
+    /* Names separated by single commas: "a,b", not "a,,b", ",a" or "a,". */
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char *name = xmemdup0(p, len);
+        int dev_id;
 
-        if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+        if (!len || strchr(name, ' ')) {
+            error = xasprintf("malformed list of DMA devices '%s': expected "
+                              "device names separated by commas", list);
+        } else if ((dev_id = rte_dma_get_dev_id_by_name(name)) < 0
+                   || dev_id >= DPDK_DMA_MAX_DEVS) {
             error = xasprintf("unknown DMA device '%s'", name);
+        } else {
+            mask |= UINT64_C(1) << dev_id;
+        }
+        free(name);
+        if (error || !p[len]) {
             break;
         }
-        mask |= UINT64_C(1) << dev_id;
+        p += len + 1;
     }
-    if (!error && !mask) {
-        error = xasprintf("'%s' names no DMA device", list);
-    }
-    free(copy);
     *maskp = error ? 0 : mask;
     return error;
+}
+
+char *
+dpdk_dma_check_usable(uint64_t mask)
+    OVS_EXCLUDED(dma_mutex)
+{
+    char *error = NULL;
+
+    ovs_mutex_lock(&dma_mutex);
+    for (uint64_t m = mask; m && !error; m = zero_rightmost_1bit(m)) {
+        struct dma_dev *dev = &dma_devs[raw_ctz(m)];
+
+        if (!dev->known) {
+            struct rte_dma_info info;
+
+            error = xasprintf("DMA device '%s' is owned by another user of "
+                              "DPDK, not by Open vSwitch",
+                              rte_dma_info_get(raw_ctz(m), &info)
+                              ? "?" : info.dev_name);
+        } else if (dev->error) {
+            error = xasprintf("DMA device '%s' failed: %s", dev->name,
+                              dev->error);
+        }
+    }
+    ovs_mutex_unlock(&dma_mutex);
+    return error;
+}
+
+void
+dpdk_dma_format_device(struct ds *s, int dev_id)
+    OVS_EXCLUDED(dma_mutex)
+{
+    struct dma_dev *dev;
+
+    if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+        ds_put_format(s, "dev_id %d", dev_id);
+        return;
+    }
+    ovs_mutex_lock(&dma_mutex);
+    dev = &dma_devs[dev_id];
+    ds_put_format(s, "%s (dev_id %d, %s)", dev->name ? dev->name : "?",
+                  dev_id, dev->drained ? "drained" : "in service");
+    ovs_mutex_unlock(&dma_mutex);
 }
 
 static void
@@ -663,4 +714,5 @@ dpdk_dma_init(void)
                              dpdk_dma_unixctl_drain, "drain");
     unixctl_command_register("dpdk-dma/undrain", "device", 1, 1,
                              dpdk_dma_unixctl_drain, NULL);
+    pmd_dma_init();
 }

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct ds;
 struct smap;
 
 /* The pool of DMA devices (DPDK dmadevs) Open vSwitch owns.
@@ -58,6 +59,15 @@ void dpdk_dma_set_config(const struct smap *ovs_other_config);
  * (a bit per dev_id).  Returns NULL on success, otherwise a malloc()'d
  * message saying what is wrong, for the caller to free. */
 char *dpdk_dma_parse_list(const char *list, uint64_t *mask);
+
+/* Returns NULL if every device of 'mask' is in the pool and has not failed,
+ * otherwise a malloc()'d message about one that is not, to be freed by the
+ * caller.  A device DPDK knows but OVS did not take into its pool belongs
+ * to some other user of DPDK. */
+char *dpdk_dma_check_usable(uint64_t mask);
+
+/* Appends "NAME (dev_id N, STATE)" for device 'dev_id' to 's'. */
+void dpdk_dma_format_device(struct ds *s, int dev_id);
 
 /* Returns the dev_id of a device the calling thread owns and may use for a
  * port that allows the devices of 'allowed' (0 means any device, as for

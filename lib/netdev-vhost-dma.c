@@ -38,6 +38,9 @@
 
 #include "netdev-vhost-dma.h"
 
+#include <sched.h>
+
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_vhost.h>
 #include <rte_vhost_async.h>
@@ -45,6 +48,7 @@
 #include "coverage.h"
 #include "deferred-work.h"
 #include "dpdk-dma.h"
+#include "dpif-netdev-dma.h"
 #include "netdev-provider.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
@@ -62,12 +66,19 @@ COVERAGE_DEFINE(vhost_dma_no_channel);
 COVERAGE_DEFINE(vhost_dma_ring_full);
 COVERAGE_DEFINE(vhost_dma_cleared);
 COVERAGE_DEFINE(vhost_dma_defer_full);
+COVERAGE_DEFINE(vhost_dma_order_wait);
 
 #define VHOST_DMA_MAX_TXQ 1024          /* As OVS_VHOST_MAX_QUEUE_NUM. */
 #define VHOST_DMA_MAX_VID 1024          /* As DPDK's MAX_VHOST_DEVICE. */
 #define VHOST_DMA_THRESHOLD_DEFAULT 256
 #define VHOST_DMA_BURST 32
 #define VHOST_DMA_CLEAR_TIMEOUT_MS 1000
+#define VHOST_DMA_ORDER_WAIT_MS 10     /* See vd_poll_own(). */
+
+/* Mbufs that a DMA-enabled port may hold in flight, for mempool sizing:
+ * enough for the copies of two full 1024-descriptor virtqueues (vhost
+ * accepts no more copies for a virtqueue than it has descriptors). */
+#define VHOST_DMA_MBUFS_PER_PORT 2048
 
 enum vhost_dma_mode {
     VHOST_DMA_OFF,
@@ -92,6 +103,8 @@ struct vhost_dma_vq {
 struct netdev_vhost_dma {
     struct ovs_refcount ref_cnt;    /* The port and deferred-work items. */
     char *name;
+    uint64_t port_id;               /* For per-PMD accounting. */
+    char *error;                    /* Why the options are not in effect. */
 
     /* Configuration, written by the main thread. */
     enum vhost_dma_mode mode;
@@ -101,9 +114,14 @@ struct netdev_vhost_dma {
     atomic_bool socket_async;       /* Socket has RTE_VHOST_USER_ASYNC_COPY. */
     atomic_int vid;                 /* Guest connected, or -1. */
     atomic_uint32_t conn;           /* Guest connection number. */
+    atomic_int n_txq;               /* Guest's Rx virtqueues, at most... */
+    atomic_int max_txq;             /* ...and of every guest so far. */
 
     struct vhost_dma_vq vqs[VHOST_DMA_MAX_TXQ];
 };
+
+/* Ports with 'tx-dma' on. */
+static atomic_uint32_t n_dma_ports = ATOMIC_VAR_INIT(0);
 
 /* vhost devices by vid, for the callbacks that only know a vid.  Written
  * and read by DPDK's vhost thread; port destruction clears entries. */
@@ -140,14 +158,26 @@ static void
 vd_unref(struct netdev_vhost_dma *vd)
 {
     if (vd && ovs_refcount_unref(&vd->ref_cnt) == 1) {
+        free(vd->error);
         free(vd->name);
         free(vd);
     }
 }
 
+/* Returns one more than the highest txq any guest of 'vd' had. */
+static int
+vd_max_txq(const struct netdev_vhost_dma *vd_)
+{
+    struct netdev_vhost_dma *vd = CONST_CAST(struct netdev_vhost_dma *, vd_);
+    int n;
+
+    atomic_read_relaxed(&vd->max_txq, &n);
+    return n;
+}
+
 /* Configuration. */
 
-char *
+void
 netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
                             struct netdev *netdev, const struct smap *args,
                             bool iommu, bool postcopy)
@@ -167,6 +197,9 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
     } else {
         mode = VHOST_DMA_LIST;
         error = dpdk_dma_parse_list(tx_dma, &allowed);
+        if (!error) {
+            error = dpdk_dma_check_usable(allowed);
+        }
     }
     if (!error && threshold_s) {
         char *end;
@@ -188,26 +221,49 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
     if (error) {
         /* The port keeps forwarding, with CPU copies. */
         mode = VHOST_DMA_OFF;
-        VLOG_WARN("%s: %s; using CPU copies", netdev_get_name(netdev),
-                  error);
     }
 
-    if (!vd && mode == VHOST_DMA_OFF) {
-        return error;
+    if (!vd && mode == VHOST_DMA_OFF && !error) {
+        return;
     }
     if (!vd) {
         vd = *vdp = xzalloc(sizeof *vd);
         ovs_refcount_init(&vd->ref_cnt);
         vd->name = xstrdup(netdev_get_name(netdev));
+        vd->port_id = pmd_dma_port_id();
         atomic_init(&vd->vid, -1);
     }
+    if (!nullable_string_is_equal(error, vd->error)) {
+        if (error) {
+            VLOG_WARN("%s: %s; using CPU copies", vd->name, error);
+        }
+        free(vd->error);
+        vd->error = error;
+    } else {
+        free(error);
+    }
     if (vd->mode != mode || vd->allowed != allowed) {
-        VLOG_INFO("%s: tx-dma %s", vd->name, tx_dma);
+        VLOG_INFO("%s: tx-dma %s", vd->name,
+                  mode == VHOST_DMA_OFF ? "false" : tx_dma);
+    }
+    if ((vd->mode == VHOST_DMA_OFF) != (mode == VHOST_DMA_OFF)) {
+        uint32_t orig;
+
+        if (mode == VHOST_DMA_OFF) {
+            atomic_sub_relaxed(&n_dma_ports, 1, &orig);
+        } else {
+            atomic_add_relaxed(&n_dma_ports, 1, &orig);
+        }
     }
     vd->mode = mode;
     vd->allowed = allowed;
     atomic_store_relaxed(&vd->threshold, threshold);
-    return error;
+}
+
+char *
+netdev_vhost_dma_get_error(const struct netdev_vhost_dma *vd)
+{
+    return vd ? nullable_xstrdup(vd->error) : NULL;
 }
 
 uint64_t
@@ -237,10 +293,24 @@ netdev_vhost_dma_socket_registered(struct netdev_vhost_dma *vd,
     }
 }
 
+uint32_t
+netdev_vhost_dma_mbufs_in_flight(void)
+{
+    uint32_t n;
+
+    atomic_read_relaxed(&n_dma_ports, &n);
+    return n * VHOST_DMA_MBUFS_PER_PORT;
+}
+
 void
 netdev_vhost_dma_destroy(struct netdev_vhost_dma *vd)
 {
     if (vd) {
+        if (vd->mode != VHOST_DMA_OFF) {
+            uint32_t orig;
+
+            atomic_sub_relaxed(&n_dma_ports, 1, &orig);
+        }
         ovs_mutex_lock(&by_vid_mutex);
         for (int i = 0; i < VHOST_DMA_MAX_VID; i++) {
             if (by_vid[i] == vd) {
@@ -291,19 +361,43 @@ vd_arg(uint32_t conn, int dma_id, int txq)
     return (conn & 0xffff) << 16 | (uint32_t) dma_id << 10 | txq;
 }
 
+/* Harvests the completions of 'txq' on channel 'dma_id': at most 'rounds'
+ * bursts.  Runs in the thread that owns the channel, which accounts for the
+ * cycles.  Returns the copies of 'txq' still in flight. */
+static uint32_t
+vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
+        int rounds)
+{
+    struct pmd_dma_thread *pmd = pmd_dma_current();
+    uint64_t start = rte_get_tsc_cycles();
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    struct rte_mbuf *pkts[VHOST_DMA_BURST];
+    uint32_t done = 0;
+    uint16_t n;
+
+    do {
+        n = rte_vhost_poll_enqueue_completed(vid, txq * 2, pkts,
+                                             VHOST_DMA_BURST, dma_id, 0);
+        vd_complete(vq, pkts, n, false);
+        done += n;
+    } while (n == VHOST_DMA_BURST && --rounds);
+
+    if (pmd) {
+        pmd_dma_count(pmd, PMD_DMA_COMPLETED, done);
+        pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
+                           PMD_DMA_PATH_DMA,
+                           rte_get_tsc_cycles() - start, done);
+    }
+    return vd_inflight(vq);
+}
+
 /* dw_ops 'poll': harvests the completions of one txq on one channel, in the
  * thread that owns the channel. */
 static unsigned int
 vhost_dma_dw_poll(void *vd_, uint32_t arg, bool drain)
 {
     struct netdev_vhost_dma *vd = vd_;
-    int txq = arg & 0x3ff;
-    int dma_id = (arg >> 10) & 0x3f;
-    struct vhost_dma_vq *vq = &vd->vqs[txq];
-    struct rte_mbuf *pkts[VHOST_DMA_BURST];
-    int rounds = drain ? 8 : 1;
     uint32_t conn;
-    uint16_t n;
     int vid;
 
     atomic_read_relaxed(&vd->vid, &vid);
@@ -312,12 +406,7 @@ vhost_dma_dw_poll(void *vd_, uint32_t arg, bool drain)
         /* The guest went away: its copies were cleared then. */
         return 0;
     }
-    do {
-        n = rte_vhost_poll_enqueue_completed(vid, txq * 2, pkts,
-                                             VHOST_DMA_BURST, dma_id, 0);
-        vd_complete(vq, pkts, n, false);
-    } while (n == VHOST_DMA_BURST && --rounds);
-    return vd_inflight(vq);
+    return vd_poll(vd, vid, arg & 0x3ff, (arg >> 10) & 0x3f, drain ? 8 : 1);
 }
 
 static void
@@ -448,7 +537,12 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
     by_vid[vid] = vd;
     ovs_mutex_unlock(&by_vid_mutex);
 
-    n_txq = MIN(rte_vhost_get_vring_num(vid) / 2, VHOST_DMA_MAX_TXQ);
+    /* The guest's Rx virtqueues are the even ones, one per txq. */
+    n_txq = MIN((rte_vhost_get_vring_num(vid) + 1) / 2, VHOST_DMA_MAX_TXQ);
+    atomic_store_relaxed(&vd->n_txq, n_txq);
+    if (n_txq > vd_max_txq(vd)) {
+        atomic_store_relaxed(&vd->max_txq, n_txq);
+    }
     for (int txq = 0; txq < n_txq; txq++) {
         atomic_store_relaxed(&vd->vqs[txq].registered, false);
         vd_register_vq(vd, vid, txq, false);
@@ -466,6 +560,10 @@ netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id, int enable)
 
     if (!vd || queue_id % 2 || txq >= VHOST_DMA_MAX_TXQ) {
         return;
+    }
+    if (txq >= vd_max_txq(vd)) {
+        /* Enabled after new_device: a guest may add queues later. */
+        atomic_store_relaxed(&vd->max_txq, txq + 1);
     }
     /* This callback runs with every virtqueue lock held for SET_MEM_TABLE,
      * SET_VRING_* and the like, but without any after GET_VRING_BASE: the
@@ -504,7 +602,7 @@ netdev_vhost_dma_destroy_device(int vid)
     ovsrcu_synchronize();
     ovsrcu_quiesce_start();
 
-    for (int txq = 0; txq < VHOST_DMA_MAX_TXQ; txq++) {
+    for (int txq = 0; txq < vd_max_txq(vd); txq++) {
         struct vhost_dma_vq *vq = &vd->vqs[txq];
         bool registered;
 
@@ -539,9 +637,11 @@ netdev_vhost_dma_enabled(const struct netdev_vhost_dma *vd)
 /* Copies 'cnt' packets with the CPU; frees them.  Returns the number not
  * delivered. */
 static int
-vd_cpu_send(struct vhost_dma_vq *vq, int vid, int txq,
-            struct rte_mbuf **pkts, int cnt)
+vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
+            int vid, int txq, struct rte_mbuf **pkts, int cnt)
 {
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    uint64_t start = rte_get_tsc_cycles();
     int sent = 0;
 
     for (int tries = 0; sent < cnt && tries < 8; tries++) {
@@ -552,12 +652,38 @@ vd_cpu_send(struct vhost_dma_vq *vq, int vid, int txq,
         }
         sent += n;
     }
-    vd_count(&vq->cpu_packets, sent);
-    COVERAGE_ADD(vhost_dma_cpu_copy, sent);
     for (int i = 0; i < cnt; i++) {
         rte_pktmbuf_free(pkts[i]);
     }
+    vd_count(&vq->cpu_packets, sent);
+    COVERAGE_ADD(vhost_dma_cpu_copy, sent);
+    if (pmd) {
+        pmd_dma_count(pmd, PMD_DMA_CPU_FALLBACK, sent);
+        pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
+                           PMD_DMA_PATH_CPU,
+                           rte_get_tsc_cycles() - start, sent);
+    }
     return cnt - sent;
+}
+
+/* Drops 'cnt' packets that cannot be sent without overtaking DMA copies in
+ * flight, counting them in 'counter'.  Returns 'cnt'. */
+static int
+vd_drop(struct vhost_dma_vq *vq, atomic_uint64_t *counter,
+        struct pmd_dma_thread *pmd, enum pmd_dma_counter pmd_counter,
+        struct rte_mbuf **pkts, int cnt)
+{
+    for (int i = 0; i < cnt; i++) {
+        rte_pktmbuf_free(pkts[i]);
+    }
+    vd_count(counter, cnt);
+    pmd_dma_count(pmd, pmd_counter, cnt);
+    if (counter == &vq->no_channel) {
+        COVERAGE_ADD(vhost_dma_no_channel, cnt);
+    } else {
+        COVERAGE_ADD(vhost_dma_ring_full, cnt);
+    }
+    return cnt;
 }
 
 static bool
@@ -574,43 +700,108 @@ vd_below_threshold(struct rte_mbuf **pkts, int cnt, uint32_t threshold)
 /* Submits 'cnt' packets to channel 'dma_id'.  Returns how many vhost
  * accepted; those belong to vhost until they complete. */
 static int
-vd_submit(struct netdev_vhost_dma *vd, struct dw_queue *dwq, int vid,
-          int txq, int dma_id, struct rte_mbuf **pkts, int cnt)
+vd_submit(struct netdev_vhost_dma *vd, struct dw_queue *dwq,
+          struct pmd_dma_thread *pmd, int vid, int txq, int dma_id,
+          struct rte_mbuf **pkts, int cnt)
 {
     struct vhost_dma_vq *vq = &vd->vqs[txq];
+    uint64_t start = rte_get_tsc_cycles();
     uint64_t orig_channels;
     uint32_t orig, conn;
     uint16_t n;
 
     n = rte_vhost_submit_enqueue_burst(vid, txq * 2, pkts, cnt, dma_id, 0);
-    if (!n) {
-        return 0;
-    }
-    COVERAGE_ADD(vhost_dma_submit, n);
-    atomic_add_relaxed(&vq->inflight, n, &orig);
-    atomic_or_relaxed(&vq->channels, UINT64_C(1) << dma_id, &orig_channels);
-    atomic_read_relaxed(&vd->conn, &conn);
-    while (!dw_queue_add(dwq, &vhost_dma_dw_ops, vd, vd_arg(conn, dma_id, txq),
-                         n)) {
-        /* The thread's queue is full: complete these copies now. */
-        COVERAGE_INC(vhost_dma_defer_full);
-        if (!vhost_dma_dw_poll(vd, vd_arg(conn, dma_id, txq), true)) {
-            break;
+    if (n) {
+        COVERAGE_ADD(vhost_dma_submit, n);
+        atomic_add_relaxed(&vq->inflight, n, &orig);
+        atomic_or_relaxed(&vq->channels, UINT64_C(1) << dma_id,
+                          &orig_channels);
+        atomic_read_relaxed(&vd->conn, &conn);
+        while (!dw_queue_add(dwq, &vhost_dma_dw_ops, vd,
+                             vd_arg(conn, dma_id, txq), n)) {
+            /* The thread's queue is full: complete these copies now. */
+            COVERAGE_INC(vhost_dma_defer_full);
+            pmd_dma_count(pmd, PMD_DMA_FORCED_POLLS, 1);
+            if (!vd_poll(vd, vid, txq, dma_id, 8)) {
+                break;
+            }
         }
+        pmd_dma_count(pmd, PMD_DMA_SUBMITTED, n);
+    }
+    if (pmd) {
+        /* The packets are counted when their copies complete. */
+        pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
+                           PMD_DMA_PATH_DMA,
+                           rte_get_tsc_cycles() - start, 0);
     }
     return n;
+}
+
+/* Completes the copies of 'txq' in flight on the channels that the calling
+ * thread owns.  If 'wait', keeps at it for up to VHOST_DMA_ORDER_WAIT_MS
+ * until nothing of 'txq' is in flight: a thread whose channel was drained
+ * copies with the CPU from then on, but only behind the copies it
+ * submitted before.  Returns the copies of 'txq' still in flight. */
+static uint32_t
+vd_poll_own(struct netdev_vhost_dma *vd, int vid, int txq, bool wait)
+{
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    long long int deadline = LLONG_MIN;
+    uint64_t channels;
+    uint32_t n;
+
+    atomic_read_relaxed(&vq->channels, &channels);
+    channels &= dpdk_dma_thread_owned();
+    for (;;) {
+        for (uint64_t c = channels; c; c = zero_rightmost_1bit(c)) {
+            vd_poll(vd, vid, txq, raw_ctz(c), 8);
+        }
+        n = vd_inflight(vq);
+        if (!n || !channels || !wait) {
+            return n;
+        }
+        if (deadline == LLONG_MIN) {
+            COVERAGE_INC(vhost_dma_order_wait);
+            deadline = time_msec() + VHOST_DMA_ORDER_WAIT_MS;
+        } else if (time_msec() > deadline) {
+            return n;
+        }
+    }
+}
+
+/* A thread that is not a PMD thread (the main thread's packet-outs) has no
+ * channel and no deferred-work queue.  It may still copy with the CPU once
+ * the copies of 'txq' ahead of its packets completed: the PMD threads that
+ * own them complete them without waiting for more traffic.  Waits for that
+ * at most VHOST_DMA_ORDER_WAIT_MS, yielding the CPU, which the DMA engine
+ * may share.  Returns true if nothing is in flight any more. */
+static bool
+vd_non_pmd_wait(const struct vhost_dma_vq *vq)
+{
+    long long int deadline = time_msec() + VHOST_DMA_ORDER_WAIT_MS;
+
+    COVERAGE_INC(vhost_dma_order_wait);
+    while (vd_inflight(vq)) {
+        if (time_msec() > deadline) {
+            return false;
+        }
+        sched_yield();
+    }
+    return true;
 }
 
 int
 netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
                       struct rte_mbuf **pkts, int cnt)
 {
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
     struct dw_queue *dwq = dw_queue_current();
+    struct pmd_dma_thread *pmd = pmd_dma_current();
     struct vhost_dma_vq *vq;
     uint32_t threshold;
     bool registered;
     int dma_id = -1;
-    int sent, dropped;
+    int sent;
 
     if (OVS_UNLIKELY(!cnt)) {
         return 0;
@@ -623,49 +814,50 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
     if (dwq && registered && vd->mode != VHOST_DMA_OFF) {
         dma_id = dpdk_dma_thread_get_channel(
             vd->mode == VHOST_DMA_LIST ? vd->allowed : 0, -1);
+        pmd_dma_note_channel(pmd, dma_id);
     }
     atomic_read_relaxed(&vd->threshold, &threshold);
     if (dma_id < 0 || vd_below_threshold(pkts, cnt, threshold)) {
-        if (!vd_inflight(vq)) {
-            /* Order-safe: nothing of this virtqueue is in flight. */
-            if (dma_id < 0) {
-                vd_count(&vq->no_channel, cnt);
-                COVERAGE_ADD(vhost_dma_no_channel, cnt);
-            }
-            return vd_cpu_send(vq, vid, txq, pkts, cnt);
-        }
+        /* The CPU copy is order-safe only if nothing of this virtqueue is
+         * in flight: complete what this thread can first. */
+        bool idle = !vd_inflight(vq)
+                    || (dwq ? !vd_poll_own(vd, vid, txq, dma_id < 0)
+                            : vd_non_pmd_wait(vq));
+
         if (dma_id < 0) {
-            /* Copies of another thread are ahead of these packets and this
-             * thread has no channel: a CPU copy would overtake them. */
+            if (!idle) {
+                /* Copies of another thread, or of a channel this thread
+                 * cannot poll, are ahead of these packets: a CPU copy would
+                 * overtake them. */
+                VLOG_INFO_RL(&rl, "%s: txq %d: no DMA channel and copies in "
+                             "flight: dropping %d packets", vd->name, txq,
+                             cnt);
+                return vd_drop(vq, &vq->no_channel, pmd, PMD_DMA_NO_CHANNEL,
+                               pkts, cnt);
+            }
             vd_count(&vq->no_channel, cnt);
             COVERAGE_ADD(vhost_dma_no_channel, cnt);
-            for (int i = 0; i < cnt; i++) {
-                rte_pktmbuf_free(pkts[i]);
-            }
-            return cnt;
+            return vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
         }
+        if (idle) {
+            return vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
+        }
+        /* Short packets behind copies in flight go through DMA too. */
     }
 
-    sent = vd_submit(vd, dwq, vid, txq, dma_id, pkts, cnt);
+    sent = vd_submit(vd, dwq, pmd, vid, txq, dma_id, pkts, cnt);
     if (sent < cnt) {
-        uint32_t conn;
-
         /* The DMA ring or the virtqueue is full: harvest what is done and
          * try once more. */
-        atomic_read_relaxed(&vd->conn, &conn);
-        vhost_dma_dw_poll(vd, vd_arg(conn, dma_id, txq), false);
-        sent += vd_submit(vd, dwq, vid, txq, dma_id, pkts + sent,
+        vd_poll(vd, vid, txq, dma_id, 1);
+        sent += vd_submit(vd, dwq, pmd, vid, txq, dma_id, pkts + sent,
                           cnt - sent);
     }
-    dropped = cnt - sent;
-    if (dropped) {
-        vd_count(&vq->ring_full, dropped);
-        COVERAGE_ADD(vhost_dma_ring_full, dropped);
-        for (int i = sent; i < cnt; i++) {
-            rte_pktmbuf_free(pkts[i]);
-        }
+    if (sent < cnt) {
+        return vd_drop(vq, &vq->ring_full, pmd, PMD_DMA_RING_FULL,
+                       pkts + sent, cnt - sent);
     }
-    return dropped;
+    return 0;
 }
 
 /* Statistics. */
@@ -684,7 +876,7 @@ netdev_vhost_dma_get_custom_stats(const struct netdev_vhost_dma *vd,
     if (!vd) {
         return;
     }
-    for (int txq = 0; txq < VHOST_DMA_MAX_TXQ; txq++) {
+    for (int txq = 0; txq < vd_max_txq(vd); txq++) {
         const struct vhost_dma_vq *vq = &vd->vqs[txq];
 
         values[0] += vd_read(&vq->dma_packets);

@@ -55,16 +55,29 @@ struct smap;
 
 struct netdev_vhost_dma;
 
-/* Configuration, main thread. */
-char *netdev_vhost_dma_set_config(struct netdev_vhost_dma **, struct netdev *,
-                                  const struct smap *args, bool iommu,
-                                  bool postcopy);
+/* Configuration, main thread.
+ *
+ * netdev_vhost_dma_set_config() applies the 'tx-dma' options of 'args'.
+ * Options it cannot apply leave the port forwarding with CPU copies, and
+ * netdev_vhost_dma_get_error() then returns why (a malloc()'d string for
+ * the caller to free), for the Interface's 'error' column; otherwise
+ * NULL. */
+void netdev_vhost_dma_set_config(struct netdev_vhost_dma **, struct netdev *,
+                                 const struct smap *args, bool iommu,
+                                 bool postcopy);
+char *netdev_vhost_dma_get_error(const struct netdev_vhost_dma *);
 uint64_t netdev_vhost_dma_socket_flags(const struct netdev_vhost_dma *);
 bool netdev_vhost_dma_needs_reregister(const struct netdev_vhost_dma *,
                                        uint64_t registered_flags);
 void netdev_vhost_dma_socket_registered(struct netdev_vhost_dma *,
                                         uint64_t flags);
 void netdev_vhost_dma_destroy(struct netdev_vhost_dma *);
+
+/* Returns how many mbufs the DMA-enabled ports may hold in flight at most,
+ * to be added to the size of mempools created now: the mbufs of packets
+ * whose copies are in flight come from the mempools of the ports they were
+ * received on. */
+uint32_t netdev_vhost_dma_mbufs_in_flight(void);
 
 /* vhost callbacks. */
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);

@@ -106,6 +106,9 @@ test_coalesce(struct ovs_cmdl_context *ctx OVS_UNUSED)
 
     CHECK_EQ(dw_queue_poll(q, 8), 1);       /* 8 - 3 */
     CHECK_EQ(dw_queue_n_pending(q), 5);
+    dw_queue_get_stats(q, &s);
+    CHECK_EQ(s.items, 1);
+    CHECK_EQ(s.pending, 5);
     CHECK_EQ(dw_queue_poll(q, 8), 1);       /* 5 - 3 */
     CHECK_EQ(dw_queue_poll(q, 8), 0);       /* 2 - 2 */
     CHECK_EQ(f.pending[0], 0);
@@ -118,6 +121,8 @@ test_coalesce(struct ovs_cmdl_context *ctx OVS_UNUSED)
     CHECK_EQ(s.polls, 3);
     CHECK_EQ(s.done, 1);
     CHECK_EQ(s.empty_polls, 0);
+    CHECK_EQ(s.items, 0);
+    CHECK_EQ(s.pending, 0);
     dw_queue_destroy(q);
     printf("coalesce: ok\n");
 }

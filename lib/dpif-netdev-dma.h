@@ -1,0 +1,113 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-dma authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef DPIF_NETDEV_DMA_H
+#define DPIF_NETDEV_DMA_H 1
+
+#include <stdint.h>
+
+#include "ovs-atomic.h"
+
+/* Per-PMD accounting of the DMA offload, and dpif-netdev/pmd-dma-show.
+ *
+ * Each PMD thread registers its deferred-work queue here when it starts
+ * (pmd_dma_thread_start()) and unregisters it before it exits.  In between,
+ * code that runs in the PMD thread (the vhost DMA send and completion
+ * paths) finds the thread's record with pmd_dma_current() and counts what
+ * it does: packets submitted to and completed by DMA engines, fallbacks to
+ * CPU copies, drops, and the TSC cycles spent in the vhost Tx path per port
+ * and per path (DMA: submission plus completion; CPU: enqueue copy), which
+ * gives the cycles per packet that pmd-dma-show reports.
+ *
+ * Thread-safety
+ * =============
+ *
+ * A record has one writer, its PMD thread; its counters are atomics written
+ * with relaxed stores (plain stores on the usual architectures) and read by
+ * the main thread for pmd-dma-show.  The list of records is guarded by a
+ * mutex, taken only at thread start and stop and by the command. */
+
+struct dw_queue;
+
+enum pmd_dma_counter {
+    PMD_DMA_SUBMITTED,          /* Copies handed to DMA engines. */
+    PMD_DMA_COMPLETED,          /* Copies completed by this thread. */
+    PMD_DMA_CPU_FALLBACK,       /* Packets copied by the CPU instead. */
+    PMD_DMA_RING_FULL,          /* Packets dropped: DMA ring or vring full. */
+    PMD_DMA_NO_CHANNEL,         /* Packets dropped: no channel, copies of
+                                 * the virtqueue in flight. */
+    PMD_DMA_FORCED_POLLS,       /* Completions harvested at once because the
+                                 * deferred-work queue was full. */
+    PMD_DMA_N_COUNTERS
+};
+
+enum pmd_dma_path {
+    PMD_DMA_PATH_DMA,           /* Submission and completion. */
+    PMD_DMA_PATH_CPU,           /* rte_vhost_enqueue_burst(). */
+    PMD_DMA_N_PATHS
+};
+
+#define PMD_DMA_MAX_PORTS 32
+#define PMD_DMA_PORT_NAME_LEN 64
+
+/* One port as seen by one PMD thread. */
+struct pmd_dma_port {
+    uint64_t port_id;           /* pmd_dma_port_id() of the port; 0: free. */
+    char name[PMD_DMA_PORT_NAME_LEN];
+    atomic_uint64_t cycles[PMD_DMA_N_PATHS];
+    atomic_uint64_t packets[PMD_DMA_N_PATHS];
+};
+
+struct pmd_dma_thread;
+
+/* PMD thread start and stop, called by the PMD thread itself.  Start makes
+ * 'dwq' the thread's current deferred-work queue. */
+void pmd_dma_thread_start(unsigned int core_id, int numa_id,
+                          struct dw_queue *dwq);
+void pmd_dma_thread_stop(void);
+
+/* Returns the calling thread's record, or NULL if it is not a PMD thread. */
+struct pmd_dma_thread *pmd_dma_current(void);
+
+/* Returns a new identifier for a port, never 0 and never reused. */
+uint64_t pmd_dma_port_id(void);
+
+/* Counting, by the owner of 't' (which may be NULL: nothing is counted). */
+void pmd_dma_count(struct pmd_dma_thread *t, enum pmd_dma_counter, uint64_t);
+void pmd_dma_note_channel(struct pmd_dma_thread *t, int dev_id);
+
+/* Returns the record of port 'port_id' (named 'name') in 't', creating it if
+ * needed, or NULL if 't' is NULL or has no room left. */
+struct pmd_dma_port *pmd_dma_port_get(struct pmd_dma_thread *t,
+                                      uint64_t port_id, const char *name);
+
+static inline void
+pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_path path,
+                   uint64_t cycles, uint64_t packets)
+{
+    if (p) {
+        uint64_t value;
+
+        atomic_read_relaxed(&p->cycles[path], &value);
+        atomic_store_relaxed(&p->cycles[path], value + cycles);
+        atomic_read_relaxed(&p->packets[path], &value);
+        atomic_store_relaxed(&p->packets[path], value + packets);
+    }
+}
+
+void pmd_dma_init(void);
+
+#endif /* dpif-netdev-dma.h */
