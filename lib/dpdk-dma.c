@@ -94,12 +94,13 @@ static atomic_uint64_t usable_mask = ATOMIC_VAR_INIT(0);
 /* What a thread owns. */
 struct dma_thread {
     uint64_t owned;             /* Devices it owns, a bit per dev_id. */
-    uint64_t failed_allowed;    /* 'allowed' of its last failed claim... */
-    long long int next_claim;   /* ...and when to try again. */
+    uint64_t failed_allowed;    /* 'allowed' of its last failed claim, */
+    uint64_t failed_usable;     /* 'usable_mask' then, */
+    long long int next_claim;   /* and when to try again if unchanged. */
 };
 
 DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread,
-                              { 0, 0, LLONG_MIN });
+                              { 0, 0, 0, LLONG_MIN });
 static ovsthread_key_t dma_thread_key;
 
 /* Names of the capabilities a dmadev reports, in the order of their bits. */
@@ -595,12 +596,14 @@ dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
     }
 
     now = time_msec();
-    if (allowed == t->failed_allowed && now < t->next_claim) {
+    if (allowed == t->failed_allowed && usable == t->failed_usable
+        && now < t->next_claim) {
         return -1;
     }
     dev_id = dma_claim(allowed, numa_id);
     if (dev_id < 0) {
         t->failed_allowed = allowed;
+        t->failed_usable = usable;
         t->next_claim = now + 1000;
     }
     return dev_id;

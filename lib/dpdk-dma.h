@@ -72,8 +72,9 @@ void dpdk_dma_format_device(struct ds *s, int dev_id);
 /* Returns the dev_id of a device the calling thread owns and may use for a
  * port that allows the devices of 'allowed' (0 means any device, as for
  * 'tx-dma=auto'), preferring NUMA node 'numa_id'.  Claims a free device if
- * the thread owns none that fits and one is free, but tries at most once
- * per second for a given 'allowed' so that a thread that finds none does not
+ * the thread owns none that fits and one is free.  After a failed claim it
+ * tries again for the same 'allowed' only once a device went into or out of
+ * service, or a second later, so that a thread that finds none does not
  * take the pool's lock on every packet.  Returns -1 if there is none: the
  * caller copies with the CPU.  A drained device is never returned. */
 int dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id);
