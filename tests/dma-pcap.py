@@ -4,8 +4,8 @@
 # Licensed under the Apache License, Version 2.0 (the "License"); see LICENSE.
 """Traffic for the vhost DMA offload tests.
 
-    dma-pcap.py gen OUT.pcap --sizes SPEC [--count N] [--seed S]
-        Writes N UDP/IPv4 frames from 10.0.0.1 to 10.0.0.2 whose lengths
+    dma-pcap.py gen OUT.pcap --sizes SPEC [--count N] [--seed S] [--src IP]
+        Writes N UDP/IPv4 frames from IP (10.0.0.1) to 10.0.0.2 whose lengths
         cycle through SPEC, a comma-separated list of lengths and LO-HI
         ranges (a range yields every length in it, then wraps).  Each
         frame carries its index and a pseudo-random payload, so reordering,
@@ -20,6 +20,12 @@
         and in the same order; otherwise says where they first differ.
     dma-pcap.py count FILE.pcap
         Prints the number of frames in FILE.pcap.
+    dma-pcap.py hex FILE.pcap
+        Prints each frame of FILE.pcap in hex, one per line (for
+        'ovs-ofctl packet-out').
+    dma-pcap.py split IN.pcap IP MATCH.pcap REST.pcap
+        Writes the frames of IN.pcap from IPv4 source IP to MATCH.pcap and
+        the others to REST.pcap, keeping their order.
 """
 
 import argparse
@@ -79,7 +85,7 @@ def checksum(data):
     return ~s & 0xffff
 
 
-def make_frame(index, length, rng):
+def make_frame(index, length, rng, src='10.0.0.1'):
     eth = (bytes.fromhex('020000000002') + bytes.fromhex('020000000001')
            + struct.pack('!H', 0x0800))
     payload_len = length - len(eth) - 20 - 8
@@ -89,7 +95,7 @@ def make_frame(index, length, rng):
     udp = struct.pack('!HHHH', 4000 + index % 1000, 5000, 8 + payload_len, 0)
     ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + 8 + payload_len,
                      index & 0xffff, 0, 64, 17, 0,
-                     socket.inet_aton('10.0.0.1'),
+                     socket.inet_aton(src),
                      socket.inet_aton('10.0.0.2'))
     ip = ip[:10] + struct.pack('!H', checksum(ip)) + ip[12:]
     return eth + ip + udp + payload
@@ -110,7 +116,8 @@ def cmd_gen(args):
     sizes = parse_sizes(args.sizes)
     count = args.count or len(sizes)
     rng = random.Random(args.seed)
-    write_pcap(args.out, [make_frame(i, sizes[i % len(sizes)], rng)
+    write_pcap(args.out, [make_frame(i, sizes[i % len(sizes)], rng,
+                                     args.src)
                           for i in range(count)])
 
 
@@ -181,6 +188,21 @@ def cmd_count(args):
     print(len(read_pcap(args.pcap)))
 
 
+def cmd_hex(args):
+    for frame in read_pcap(args.pcap):
+        print(frame.hex())
+
+
+def cmd_split(args):
+    src = socket.inet_aton(args.ip)
+    frames = read_pcap(args.pcap)
+    match = [f for f in frames if len(f) >= 34 and f[12:14] == b'\x08\x00'
+             and f[26:30] == src]
+    rest = [f for f in frames if f not in match]
+    write_pcap(args.match, match)
+    write_pcap(args.rest, rest)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
@@ -189,6 +211,7 @@ def main():
     p.add_argument('--sizes', required=True)
     p.add_argument('--count', type=int, default=0)
     p.add_argument('--seed', type=int, default=1)
+    p.add_argument('--src', default='10.0.0.1')
     p.set_defaults(func=cmd_gen)
     p = sub.add_parser('empty')
     p.add_argument('out')
@@ -204,6 +227,15 @@ def main():
     p.add_argument('--allow-missing', type=int, default=0,
                    help='frames that may be missing (lost before OVS)')
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser('hex')
+    p.add_argument('pcap')
+    p.set_defaults(func=cmd_hex)
+    p = sub.add_parser('split')
+    p.add_argument('pcap')
+    p.add_argument('ip')
+    p.add_argument('match')
+    p.add_argument('rest')
+    p.set_defaults(func=cmd_split)
     p = sub.add_parser('count')
     p.add_argument('pcap')
     p.set_defaults(func=cmd_count)
