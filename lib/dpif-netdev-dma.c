@@ -95,6 +95,12 @@ pmd_dma_current(void)
     return *pmd_dma_self_get();
 }
 
+int
+pmd_dma_numa_id(const struct pmd_dma_thread *t)
+{
+    return t ? t->numa_id : -1;
+}
+
 uint64_t
 pmd_dma_port_id(void)
 {

@@ -82,6 +82,9 @@ void pmd_dma_thread_stop(void);
 /* Returns the calling thread's record, or NULL if it is not a PMD thread. */
 struct pmd_dma_thread *pmd_dma_current(void);
 
+/* Returns the NUMA node of the PMD thread of 't', or -1 if 't' is NULL. */
+int pmd_dma_numa_id(const struct pmd_dma_thread *t);
+
 /* Returns a new identifier for a port, never 0 and never reused. */
 uint64_t pmd_dma_port_id(void);
 

@@ -812,8 +812,10 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
 
     atomic_read_relaxed(&vq->registered, &registered);
     if (dwq && registered && vd->mode != VHOST_DMA_OFF) {
+        /* A device on the PMD thread's NUMA node, preferably. */
         dma_id = dpdk_dma_thread_get_channel(
-            vd->mode == VHOST_DMA_LIST ? vd->allowed : 0, -1);
+            vd->mode == VHOST_DMA_LIST ? vd->allowed : 0,
+            pmd_dma_numa_id(pmd));
         pmd_dma_note_channel(pmd, dma_id);
     }
     atomic_read_relaxed(&vd->threshold, &threshold);
