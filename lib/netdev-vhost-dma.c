@@ -114,8 +114,7 @@ struct netdev_vhost_dma {
     atomic_bool socket_async;       /* Socket has RTE_VHOST_USER_ASYNC_COPY. */
     atomic_int vid;                 /* Guest connected, or -1. */
     atomic_uint32_t conn;           /* Guest connection number. */
-    atomic_int n_txq;               /* Guest's Rx virtqueues, at most... */
-    atomic_int max_txq;             /* ...and of every guest so far. */
+    atomic_int max_txq;             /* Most Rx virtqueues of any guest. */
 
     struct vhost_dma_vq vqs[VHOST_DMA_MAX_TXQ];
 };
@@ -539,7 +538,6 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
 
     /* The guest's Rx virtqueues are the even ones, one per txq. */
     n_txq = MIN((rte_vhost_get_vring_num(vid) + 1) / 2, VHOST_DMA_MAX_TXQ);
-    atomic_store_relaxed(&vd->n_txq, n_txq);
     if (n_txq > vd_max_txq(vd)) {
         atomic_store_relaxed(&vd->max_txq, n_txq);
     }
@@ -666,21 +664,21 @@ vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
     return cnt - sent;
 }
 
-/* Drops 'cnt' packets that cannot be sent without overtaking DMA copies in
- * flight, counting them in 'counter'.  Returns 'cnt'. */
+/* Drops 'cnt' packets, counting them as 'why' (PMD_DMA_NO_CHANNEL or
+ * PMD_DMA_RING_FULL) in 'vq' and in 'pmd'.  Returns 'cnt'. */
 static int
-vd_drop(struct vhost_dma_vq *vq, atomic_uint64_t *counter,
-        struct pmd_dma_thread *pmd, enum pmd_dma_counter pmd_counter,
-        struct rte_mbuf **pkts, int cnt)
+vd_drop(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd,
+        enum pmd_dma_counter why, struct rte_mbuf **pkts, int cnt)
 {
     for (int i = 0; i < cnt; i++) {
         rte_pktmbuf_free(pkts[i]);
     }
-    vd_count(counter, cnt);
-    pmd_dma_count(pmd, pmd_counter, cnt);
-    if (counter == &vq->no_channel) {
+    pmd_dma_count(pmd, why, cnt);
+    if (why == PMD_DMA_NO_CHANNEL) {
+        vd_count(&vq->no_channel, cnt);
         COVERAGE_ADD(vhost_dma_no_channel, cnt);
     } else {
+        vd_count(&vq->ring_full, cnt);
         COVERAGE_ADD(vhost_dma_ring_full, cnt);
     }
     return cnt;
@@ -834,8 +832,7 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
                 VLOG_INFO_RL(&rl, "%s: txq %d: no DMA channel and copies in "
                              "flight: dropping %d packets", vd->name, txq,
                              cnt);
-                return vd_drop(vq, &vq->no_channel, pmd, PMD_DMA_NO_CHANNEL,
-                               pkts, cnt);
+                return vd_drop(vq, pmd, PMD_DMA_NO_CHANNEL, pkts, cnt);
             }
             vd_count(&vq->no_channel, cnt);
             COVERAGE_ADD(vhost_dma_no_channel, cnt);
@@ -856,8 +853,8 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
                           cnt - sent);
     }
     if (sent < cnt) {
-        return vd_drop(vq, &vq->ring_full, pmd, PMD_DMA_RING_FULL,
-                       pkts + sent, cnt - sent);
+        return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts + sent,
+                       cnt - sent);
     }
     return 0;
 }
