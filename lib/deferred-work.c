@@ -40,6 +40,7 @@ struct dw_item {
     const struct dw_ops *ops;
     void *obj;
     uint32_t arg;
+    uint64_t mark;              /* Of the latest dw_queue_add(). */
     unsigned int pending;       /* Units of work not known to be done. */
 };
 
@@ -125,11 +126,12 @@ dw_find(struct dw_queue *q, const struct dw_ops *ops, void *obj, uint32_t arg)
 
 bool
 dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
-             uint32_t arg, unsigned int n)
+             uint32_t arg, unsigned int n, uint64_t mark)
 {
     struct dw_item *item = dw_find(q, ops, obj, arg);
 
     if (item) {
+        item->mark = mark;
         item->pending += n;
         q->pending += n;
         dw_count(&q->c.coalesced, 1);
@@ -138,6 +140,7 @@ dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
         item->ops = ops;
         item->obj = obj;
         item->arg = arg;
+        item->mark = mark;
         item->pending = n;
         q->pending += n;
         if (ops->ref) {
@@ -174,12 +177,17 @@ static bool
 dw_poll_item(struct dw_queue *q, size_t i, bool drain)
 {
     struct dw_item *item = &q->items[i];
-    unsigned int left = item->ops->poll(item->obj, item->arg, drain);
+    unsigned int left = item->ops->poll(item->obj, item->arg, item->mark,
+                                        drain);
 
     dw_count(&q->c.polls, 1);
     if (left >= item->pending && left) {
         dw_count(&q->c.empty_polls, 1);
     }
+    /* 'left' may count work of other queues that the same mark covers
+     * (another thread's copies, ahead of this thread's last one): an item
+     * never counts more than was added to it. */
+    left = MIN(left, item->pending);
     q->pending = q->pending - item->pending + left;
     item->pending = left;
     atomic_store_relaxed(&q->c.pending, q->pending);

@@ -31,9 +31,13 @@
  * 32-bit 'arg' (a netdev and a queue id, for instance).  Adding work for a
  * source that already has an item coalesces into it, so a queue holds at
  * most one item per source and its bound is a number of sources, not of
- * packets.  While an item exists, the queue holds a reference to 'obj'
- * through 'ops->ref'/'ops->unref', so the object outlives its work even if
- * it was deleted meanwhile.
+ * packets.  An item also carries a 64-bit 'mark' that the source defines
+ * and each addition replaces: for a source whose work completes in order,
+ * the position of the last unit added, so that the poll can tell when the
+ * owner's own work is done even if others add work to the same source.
+ * While an item exists, the queue holds a reference to 'obj' through
+ * 'ops->ref'/'ops->unref', so the object outlives its work even if it was
+ * deleted meanwhile.
  *
  * The owner polls the queue regularly (dw_queue_poll(), within a budget),
  * and drains it (dw_queue_drain()) before whatever the work depends on goes
@@ -59,11 +63,15 @@ struct dw_queue;
 struct dw_ops {
     const char *name;
 
-    /* Makes progress on the work of 'obj'/'arg', without waiting.  Returns
-     * how many units of work are still pending afterwards: 0 when all of it
-     * is done, and the item is removed.  'drain' is true when the owner is
+    /* Makes progress on the work of 'obj'/'arg' up to 'mark' (the mark of
+     * the latest addition), without waiting.  Returns how many units of
+     * work are still pending afterwards: 0 when all of it is done, and the
+     * item is removed.  The count may include work up to 'mark' that was
+     * not added to this queue (another owner's); the queue counts no more
+     * than was added to the item.  'drain' is true when the owner is
      * draining the queue: the source should then do everything it can. */
-    unsigned int (*poll)(void *obj, uint32_t arg, bool drain);
+    unsigned int (*poll)(void *obj, uint32_t arg, uint64_t mark,
+                         bool drain);
 
     /* Takes and releases a reference to 'obj'.  Either may be NULL. */
     void (*ref)(void *obj);
@@ -86,12 +94,12 @@ struct dw_stats {
 struct dw_queue *dw_queue_create(size_t capacity);
 void dw_queue_destroy(struct dw_queue *);
 
-/* Records that 'obj'/'arg' has 'n' more units of pending work.  Returns
- * true if the queue has an item for it (new, or existing and coalesced),
- * false if the queue is full: the caller then keeps the work and must
- * complete it itself. */
+/* Records that 'obj'/'arg' has 'n' more units of pending work, the last
+ * of them at 'mark'.  Returns true if the queue has an item for it (new, or
+ * existing and coalesced, which replaces its mark), false if the queue is
+ * full: the caller then keeps the work and must complete it itself. */
 bool dw_queue_add(struct dw_queue *, const struct dw_ops *, void *obj,
-                  uint32_t arg, unsigned int n);
+                  uint32_t arg, unsigned int n, uint64_t mark);
 
 /* Polls at most 'budget' items, round robin, and removes those whose work
  * is done.  Returns the number of items left. */

@@ -25,11 +25,26 @@
  * inherit the affinity of the thread that starts it: never a PMD) and
  * registers it with vhost.
  *
- * Ownership: 'owner' in struct dma_dev names the thread that may use a
- * device's data path.  A thread claims devices under 'dma_mutex' and keeps
- * the mask of its devices in thread-local storage, so its fast path reads
- * only that and 'usable_mask' (started and not drained), lock-free.  A
- * thread key's destructor releases a thread's devices when it exits.
+ * Users: 'users' in struct dma_dev lists the threads that submit copies to
+ * a device.  A thread claims a device that no other thread uses if there is
+ * one, so that its fast path meets no contention; when threads outnumber
+ * devices, it shares the device with the fewest users.  Sharing is safe:
+ * DPDK 22.11's vhost library is the only caller of the device's data path
+ * (rte_dma_copy(), rte_dma_submit(), rte_dma_completed()) and serializes
+ * each vchan with a lock of its own ('dma_lock' of struct
+ * async_dma_vchan_info, taken by vhost_async_dma_transfer() and
+ * vhost_async_dma_check_completed() in lib/vhost/virtio_net.c), and every
+ * device here has a single vchan.  A thread claims devices under
+ * 'dma_mutex' and keeps the mask of its devices in thread-local storage, so
+ * its fast path reads only that and 'usable_mask' (started, not drained,
+ * not failed), lock-free.  A thread key's destructor releases a thread's
+ * devices when it exits; a thread that claims a device because those it
+ * owns went out of service releases those.
+ *
+ * Failures: a device that reports copy errors (rte_dma_stats_get()) or
+ * whose copies did not complete in time is taken out of service for good
+ * (state "failed"): DPDK 22.11's vhost library logs DMA errors but never
+ * consumes the failed operation, so nothing submitted after it completes.
  *
  * The dmadev API is experimental in DPDK 22.11, so this file enables it with
  * ALLOW_EXPERIMENTAL_API, as only the files that call it do. */
@@ -64,6 +79,8 @@ VLOG_DEFINE_THIS_MODULE(dpdk_dma);
 
 COVERAGE_DEFINE(dpdk_dma_claim);
 COVERAGE_DEFINE(dpdk_dma_claim_failed);
+COVERAGE_DEFINE(dpdk_dma_claim_shared);
+COVERAGE_DEFINE(dpdk_dma_failed);
 
 #define DMA_RING_SIZE_DEFAULT 2048
 
@@ -73,13 +90,21 @@ struct dma_dev {
     bool drained;               /* Out of service (dpdk-dma/drain). */
     bool from_config;           /* Listed in other_config:dma-devices. */
     char *name;
+    int numa_id;                /* As DPDK reports it, SOCKET_ID_ANY if it
+                                 * cannot tell (virtual devices). */
     uint16_t ring_size;         /* Descriptors of vchan 0, once started. */
     char *error;                /* Why it could not be started, or NULL. */
 
-    /* The thread that owns the device, if 'owned'. */
-    bool owned;
-    char *owner_name;
-    int owner_cpu;
+    struct ovs_list users;      /* Threads using it: "struct dma_user"s. */
+    uint64_t errors;            /* Copy errors the device reported. */
+};
+
+/* A thread that submits copies to a device. */
+struct dma_user {
+    struct ovs_list node;       /* In 'users' of struct dma_dev. */
+    const struct dma_thread *thread;
+    char *name;
+    int cpu;
 };
 
 static struct ovs_mutex dma_mutex = OVS_MUTEX_INITIALIZER;
@@ -92,15 +117,26 @@ static char *dma_devices_config OVS_GUARDED_BY(dma_mutex);
 static atomic_uint64_t usable_mask = ATOMIC_VAR_INIT(0);
 
 /* What a thread owns. */
-struct dma_thread {
-    uint64_t owned;             /* Devices it owns, a bit per dev_id. */
-    uint64_t failed_allowed;    /* 'allowed' of its last failed claim, */
-    uint64_t failed_usable;     /* 'usable_mask' then, */
+/* A claim that found no device: not tried again for the same device list
+ * until 'usable_mask' changes or a second passed. */
+struct dma_failed_claim {
+    uint64_t allowed;           /* 'allowed' of the claim, */
+    uint64_t usable;            /* 'usable_mask' then, */
     long long int next_claim;   /* and when to try again if unchanged. */
 };
 
-DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread,
-                              { 0, 0, 0, LLONG_MIN });
+/* A thread remembers its last failed claims for this many device lists, so
+ * that a thread sending to ports with different lists does not take
+ * 'dma_mutex' for each burst. */
+#define DMA_FAILED_CLAIMS 4
+
+struct dma_thread {
+    uint64_t owned;             /* Devices it owns, a bit per dev_id. */
+    struct dma_failed_claim failed[DMA_FAILED_CLAIMS];
+    unsigned int next_failed;   /* Slot of 'failed' to overwrite next. */
+};
+
+DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread, { 0 });
 static ovsthread_key_t dma_thread_key;
 
 /* Names of the capabilities a dmadev reports, in the order of their bits. */
@@ -181,7 +217,8 @@ dma_show_device(struct ds *s, int16_t dev_id)
     }
     ds_put_format(s, "%s:\n", info.dev_name);
     ds_put_format(s, "  dev_id: %"PRId16", driver: %s, numa_id: %d\n",
-                  dev_id, dma_driver_name(info.dev_name), info.numa_node);
+                  dev_id, dma_driver_name(info.dev_name),
+                  dev->known ? dev->numa_id : info.numa_node);
     ds_put_cstr(s, "  capabilities: ");
     dma_format_capa(s, info.dev_capa);
     ds_put_format(s, "\n  descriptors: %"PRIu16"..%"PRIu16
@@ -203,11 +240,18 @@ dma_show_device(struct ds *s, int16_t dev_id)
         ds_put_format(s, " (%s)", dev->error);
     }
     ds_put_cstr(s, "\n  owner: ");
-    if (dev->owned) {
-        ds_put_format(s, "%s (cpu %d)\n", dev->owner_name, dev->owner_cpu);
+    if (ovs_list_is_empty(&dev->users)) {
+        ds_put_cstr(s, "none");
     } else {
-        ds_put_cstr(s, "none\n");
+        const struct dma_user *u;
+
+        LIST_FOR_EACH (u, node, &dev->users) {
+            ds_put_format(s, "%s%s (cpu %d)",
+                          &u->node == ovs_list_front(&dev->users) ? "" : ", ",
+                          u->name, u->cpu);
+        }
     }
+    ds_put_char(s, '\n');
     if (dev->started) {
         struct rte_dma_stats stats;
 
@@ -226,7 +270,8 @@ dma_update_usable_mask(void)
     uint64_t mask = 0;
 
     for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
-        if (dma_devs[i].started && !dma_devs[i].drained) {
+        if (dma_devs[i].started && !dma_devs[i].drained
+            && !dma_devs[i].error) {
             mask |= UINT64_C(1) << i;
         }
     }
@@ -328,6 +373,8 @@ dma_refresh_pool(void)
             }
             dev->known = true;
             dev->name = xstrdup(info.dev_name);
+            dev->numa_id = info.numa_node;
+            ovs_list_init(&dev->users);
         }
         if (!dev->started && !dev->error) {
             dma_start(dev_id);
@@ -337,10 +384,12 @@ dma_refresh_pool(void)
 }
 
 /* Probes the device that 'spec' (a PCI address or a vdev name, either with
- * comma-separated arguments) describes, unless DPDK has it already. */
+ * comma-separated arguments) describes, unless DPDK has it already.  Not
+ * under 'dma_mutex': a probe may take a while, and PMD threads take the
+ * mutex to claim devices. */
 static void
 dma_probe(const char *spec)
-    OVS_REQUIRES(dma_mutex)
+    OVS_EXCLUDED(dma_mutex)
 {
     char *name = xmemdup0(spec, strcspn(spec, ","));
     int16_t dev_id;
@@ -350,11 +399,17 @@ dma_probe(const char *spec)
         err = rte_dev_probe(spec);
         dev_id = rte_dma_get_dev_id_by_name(name);
         if (err) {
-            VLOG_ERR("dma-devices: cannot probe %s: %s", spec,
-                     rte_strerror(-err));
+            VLOG_ERR("dma-devices: cannot probe %s: %s%s", spec,
+                     rte_strerror(-err),
+                     rte_eal_iova_mode() != RTE_IOVA_VA
+                     ? " (DPDK uses IOVA as PA: software DMA devices such as "
+                       "dma_skeleton need --iova-mode=va in dpdk-extra)"
+                     : "");
         } else if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+            /* Some other kind of device: leave it to nobody. */
             VLOG_ERR("dma-devices: %s was probed but is no DMA device OVS "
-                     "can use", spec);
+                     "can use; removed", spec);
+            rte_eal_hotplug_remove(strchr(name, ':') ? "pci" : "vdev", name);
         } else {
             VLOG_INFO("dma-devices: probed %s", spec);
         }
@@ -382,11 +437,81 @@ dma_parse_ring_size(const char *ring)
     return n;
 }
 
+/* Takes device 'dev_id' out of service for good because of 'why'. */
+static void
+dma_fail(int dev_id, char *why)
+    OVS_REQUIRES(dma_mutex)
+{
+    struct dma_dev *dev = &dma_devs[dev_id];
+
+    if (!dev->error) {
+        COVERAGE_INC(dpdk_dma_failed);
+        dma_set_error(dev, why);
+        dma_update_usable_mask();
+    } else {
+        free(why);
+    }
+}
+
+/* Takes every started device that reported copy errors since the last
+ * check out of service.  Checks at most once a second. */
+static void
+dma_check_errors(void)
+    OVS_REQUIRES(dma_mutex)
+{
+    static long long int next_check = LLONG_MIN;
+    long long int now = time_msec();
+
+    if (now < next_check) {
+        return;
+    }
+    next_check = now + 1000;
+    for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
+        struct dma_dev *dev = &dma_devs[i];
+        struct rte_dma_stats stats;
+
+        if (dev->started && !rte_dma_stats_get(i, 0, &stats)
+            && stats.errors > dev->errors) {
+            dev->errors = stats.errors;
+            dma_fail(i, xasprintf("the device reported %"PRIu64" copy "
+                                  "errors; vhost does not recover the "
+                                  "copies submitted after an error",
+                                  stats.errors));
+        }
+    }
+}
+
+uint64_t
+dpdk_dma_fail_stuck(uint64_t mask)
+    OVS_EXCLUDED(dma_mutex)
+{
+    uint64_t failed = 0;
+
+    ovs_mutex_lock(&dma_mutex);
+    for (uint64_t m = mask; m; m = zero_rightmost_1bit(m)) {
+        int dev_id = raw_ctz(m);
+        struct rte_dma_stats stats;
+
+        if (dev_id < DPDK_DMA_MAX_DEVS && dma_devs[dev_id].started
+            && !rte_dma_stats_get(dev_id, 0, &stats)
+            && stats.submitted > stats.completed + stats.errors) {
+            dma_fail(dev_id, xasprintf("%"PRIu64" copies did not complete",
+                                       stats.submitted - stats.completed
+                                       - stats.errors));
+            failed |= UINT64_C(1) << dev_id;
+        }
+    }
+    ovs_mutex_unlock(&dma_mutex);
+    return failed;
+}
+
 void
 dpdk_dma_set_config(const struct smap *ovs_other_config)
 {
     const char *devices = smap_get_def(ovs_other_config, "dma-devices", "");
     const char *ring = smap_get(ovs_other_config, "dma-ring-size");
+    struct sset listed = SSET_INITIALIZER(&listed);
+    char *copy, *save_ptr = NULL;
     static char *ring_config;
     uint16_t ring_size;
     bool changed;
@@ -402,13 +527,33 @@ dpdk_dma_set_config(const struct smap *ovs_other_config)
         ring_size = dma_parse_ring_size(ring);
     }
 
+    /* Only this (the main) thread writes 'dma_devices_config'. */
     ovs_mutex_lock(&dma_mutex);
-    changed = ring_size != dma_ring_size
-              || !nullable_string_is_equal(devices, dma_devices_config);
-    if (changed) {
-        struct sset listed = SSET_INITIALIZER(&listed);
-        char *copy = xstrdup(devices), *save_ptr = NULL;
+    changed = !nullable_string_is_equal(devices, dma_devices_config);
+    ovs_mutex_unlock(&dma_mutex);
 
+    /* Probing, if the list changed, happens outside of the mutex. */
+    copy = xstrdup(devices);
+    for (char *spec = strtok_r(copy, " ", &save_ptr); spec;
+         spec = strtok_r(NULL, " ", &save_ptr)) {
+        char *name = xmemdup0(spec, strcspn(spec, ","));
+
+        if (!changed) {
+            sset_add(&listed, name);
+        } else if (sset_contains(&listed, name)) {
+            VLOG_WARN("dma-devices: %s is listed twice", name);
+        } else {
+            dma_probe(spec);
+            sset_add(&listed, name);
+        }
+        free(name);
+    }
+    free(copy);
+
+    ovs_mutex_lock(&dma_mutex);
+    dma_check_errors();
+    changed = changed || ring_size != dma_ring_size;
+    if (changed) {
         if (ring_size != dma_ring_size) {
             /* Applies to devices started from now on. */
             VLOG_INFO("dma-ring-size: %"PRIu16" descriptors", ring_size);
@@ -419,14 +564,6 @@ dpdk_dma_set_config(const struct smap *ovs_other_config)
                     dma_devs[i].error = NULL;
                 }
             }
-        }
-        for (char *spec = strtok_r(copy, " ", &save_ptr); spec;
-             spec = strtok_r(NULL, " ", &save_ptr)) {
-            char *name = xmemdup0(spec, strcspn(spec, ","));
-
-            dma_probe(spec);
-            sset_add(&listed, name);
-            free(name);
         }
         free(dma_devices_config);
         dma_devices_config = xstrdup(devices);
@@ -448,10 +585,9 @@ dpdk_dma_set_config(const struct smap *ovs_other_config)
             dev->from_config = is_listed;
         }
         dma_update_usable_mask();
-        sset_destroy(&listed);
-        free(copy);
     }
     ovs_mutex_unlock(&dma_mutex);
+    sset_destroy(&listed);
 }
 
 char *
@@ -473,6 +609,8 @@ dpdk_dma_parse_list(const char *list, uint64_t *maskp)
         } else if ((dev_id = rte_dma_get_dev_id_by_name(name)) < 0
                    || dev_id >= DPDK_DMA_MAX_DEVS) {
             error = xasprintf("unknown DMA device '%s'", name);
+        } else if (mask & (UINT64_C(1) << dev_id)) {
+            error = xasprintf("DMA device '%s' is listed twice", name);
         } else {
             mask |= UINT64_C(1) << dev_id;
         }
@@ -535,8 +673,49 @@ dma_thread_destructor(void *aux OVS_UNUSED)
     dpdk_dma_thread_release();
 }
 
-/* Claims a free device of 'allowed' (any if 0) for the calling thread,
- * preferring NUMA node 'numa_id'.  Returns its dev_id, or -1. */
+/* Returns how much better device 'a' is than device 'b' for a thread on NUMA
+ * node 'numa_id': fewer users first, then the same NUMA node. */
+static int
+dma_compare_for_claim(int a, int b, int numa_id)
+    OVS_REQUIRES(dma_mutex)
+{
+    size_t users_a = ovs_list_size(&dma_devs[a].users);
+    size_t users_b = ovs_list_size(&dma_devs[b].users);
+    bool local_a, local_b;
+
+    if (users_a != users_b) {
+        return users_a < users_b ? 1 : -1;
+    }
+    local_a = dma_devs[a].numa_id == numa_id;
+    local_b = dma_devs[b].numa_id == numa_id;
+    return local_a - local_b;
+}
+
+/* Removes thread 't' from the users of the devices in 'devices'. */
+static void
+dma_release(struct dma_thread *t, uint64_t devices)
+    OVS_REQUIRES(dma_mutex)
+{
+    for (uint64_t m = devices & t->owned; m; m = zero_rightmost_1bit(m)) {
+        struct dma_dev *dev = &dma_devs[raw_ctz(m)];
+        struct dma_user *u;
+
+        LIST_FOR_EACH_SAFE (u, node, &dev->users) {
+            if (u->thread == t) {
+                VLOG_INFO("%s: released by %s", dev->name, u->name);
+                ovs_list_remove(&u->node);
+                free(u->name);
+                free(u);
+            }
+        }
+    }
+    t->owned &= ~devices;
+}
+
+/* Claims a usable device of 'allowed' (any if 0) for the calling thread: one
+ * that no thread uses if there is one, otherwise the one with the fewest
+ * users, on NUMA node 'numa_id' if possible.  Returns its dev_id, or -1 if
+ * no usable device fits. */
 static int
 dma_claim(uint64_t allowed, int numa_id)
     OVS_EXCLUDED(dma_mutex)
@@ -549,31 +728,42 @@ dma_claim(uint64_t allowed, int numa_id)
     atomic_read_relaxed(&usable_mask, &usable);
     for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
         uint64_t bit = UINT64_C(1) << i;
-        struct rte_dma_info info;
 
         if (!(usable & bit) || (allowed && !(allowed & bit))
-            || dma_devs[i].owned) {
+            || t->owned & bit) {
             continue;
         }
-        if (best < 0) {
+        if (best < 0 || dma_compare_for_claim(i, best, numa_id) > 0) {
             best = i;
-        }
-        if (!rte_dma_info_get(i, &info) && info.numa_node == numa_id) {
-            best = i;
-            break;
         }
     }
     if (best >= 0) {
         struct dma_dev *dev = &dma_devs[best];
+        struct dma_user *u = xmalloc(sizeof *u);
+        size_t others = ovs_list_size(&dev->users);
 
-        dev->owned = true;
-        dev->owner_name = xstrdup(get_subprogram_name());
-        dev->owner_cpu = sched_getcpu();
+        u->thread = t;
+        u->name = xstrdup(get_subprogram_name());
+        u->cpu = sched_getcpu();
+        ovs_list_push_back(&dev->users, &u->node);
         t->owned |= UINT64_C(1) << best;
         ovsthread_setspecific(dma_thread_key, t);
         COVERAGE_INC(dpdk_dma_claim);
-        VLOG_INFO("%s: now owned by %s (cpu %d)", dev->name,
-                  dev->owner_name, dev->owner_cpu);
+        if (others) {
+            COVERAGE_INC(dpdk_dma_claim_shared);
+            VLOG_INFO("%s: now owned by %s (cpu %d) too, shared with %"
+                      PRIuSIZE" other thread(s): no device is free",
+                      dev->name, u->name, u->cpu, others);
+        } else {
+            VLOG_INFO("%s: now owned by %s (cpu %d)", dev->name, u->name,
+                      u->cpu);
+        }
+        /* Devices it owns that are out of service (drained, failed) go:
+         * it has a replacement, and completing the copies still on them
+         * needs no ownership.  Otherwise, once drained devices return to
+         * service, it would keep more devices than it needs while other
+         * threads share. */
+        dma_release(t, t->owned & ~usable);
     } else {
         COVERAGE_INC(dpdk_dma_claim_failed);
     }
@@ -585,6 +775,7 @@ int
 dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
 {
     struct dma_thread *t = dma_thread_get();
+    struct dma_failed_claim *failed;
     uint64_t usable, fit;
     long long int now;
     int dev_id;
@@ -596,15 +787,24 @@ dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
     }
 
     now = time_msec();
-    if (allowed == t->failed_allowed && usable == t->failed_usable
-        && now < t->next_claim) {
+    failed = NULL;
+    for (int i = 0; i < DMA_FAILED_CLAIMS && !failed; i++) {
+        if (t->failed[i].allowed == allowed) {
+            failed = &t->failed[i];
+        }
+    }
+    if (failed && failed->usable == usable && now < failed->next_claim) {
         return -1;
     }
     dev_id = dma_claim(allowed, numa_id);
     if (dev_id < 0) {
-        t->failed_allowed = allowed;
-        t->failed_usable = usable;
-        t->next_claim = now + 1000;
+        /* A list has at most one slot: the one found above, if any. */
+        if (!failed) {
+            failed = &t->failed[t->next_failed++ % DMA_FAILED_CLAIMS];
+        }
+        failed->allowed = allowed;
+        failed->usable = usable;
+        failed->next_claim = now + 1000;
     }
     return dev_id;
 }
@@ -618,17 +818,7 @@ dpdk_dma_thread_release(void)
         return;
     }
     ovs_mutex_lock(&dma_mutex);
-    for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
-        struct dma_dev *dev = &dma_devs[i];
-
-        if (t->owned & (UINT64_C(1) << i)) {
-            VLOG_INFO("%s: released by %s", dev->name, dev->owner_name);
-            dev->owned = false;
-            free(dev->owner_name);
-            dev->owner_name = NULL;
-        }
-    }
-    t->owned = 0;
+    dma_release(t, t->owned);
     ovs_mutex_unlock(&dma_mutex);
 }
 
@@ -636,6 +826,18 @@ uint64_t
 dpdk_dma_thread_owned(void)
 {
     return dma_thread_get()->owned;
+}
+
+uint16_t
+dpdk_dma_free_descriptors(int dev_id)
+{
+    /* rte_dma_burst_capacity() is a data-path call, which vhost makes
+     * under the vchan's lock and this does not take: the skeleton, ioat and
+     * idxd drivers of DPDK 22.11 only read ring indexes there
+     * (skeldma_burst_capacity(), ioat_burst_capacity(),
+     * idxd_burst_capacity()), so a concurrent copy can only make the value
+     * a little stale. */
+    return rte_dma_burst_capacity(dev_id, 0);
 }
 
 static void
@@ -671,27 +873,21 @@ dpdk_dma_unixctl_show(struct unixctl_conn *conn, int argc,
     ds_destroy(&s);
 }
 
-/* dpdk-dma/drain DEVICE and dpdk-dma/undrain DEVICE: 'aux' is non-NULL for
- * drain. */
-static void
-dpdk_dma_unixctl_drain(struct unixctl_conn *conn, int argc OVS_UNUSED,
-                       const char *argv[], void *aux)
+char *
+dpdk_dma_set_drained(const char *name, bool drain)
     OVS_EXCLUDED(dma_mutex)
 {
-    int16_t dev_id = rte_dma_get_dev_id_by_name(argv[1]);
-    bool drain = aux != NULL;
+    int16_t dev_id = rte_dma_get_dev_id_by_name(name);
     struct dma_dev *dev;
 
     if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
-        unixctl_command_reply_error(conn, "no such DMA device");
-        return;
+        return xstrdup("no such DMA device");
     }
     ovs_mutex_lock(&dma_mutex);
     dev = &dma_devs[dev_id];
     if (!dev->known) {
         ovs_mutex_unlock(&dma_mutex);
-        unixctl_command_reply_error(conn, "device is not in the pool");
-        return;
+        return xstrdup("device is not in the pool");
     }
     if (dev->drained != drain) {
         dev->drained = drain;
@@ -700,7 +896,43 @@ dpdk_dma_unixctl_drain(struct unixctl_conn *conn, int argc OVS_UNUSED,
                   drain ? "drained: out of service" : "back in service");
     }
     ovs_mutex_unlock(&dma_mutex);
-    unixctl_command_reply(conn, NULL);
+    return NULL;
+}
+
+char *
+dpdk_dma_set_numa_id(const char *name, int numa_id)
+    OVS_EXCLUDED(dma_mutex)
+{
+    int16_t dev_id = rte_dma_get_dev_id_by_name(name);
+    char *error = NULL;
+
+    if (dev_id < 0 || dev_id >= DPDK_DMA_MAX_DEVS) {
+        return xstrdup("no such DMA device");
+    }
+    ovs_mutex_lock(&dma_mutex);
+    if (dma_devs[dev_id].known) {
+        dma_devs[dev_id].numa_id = numa_id;
+    } else {
+        error = xstrdup("device is not in the pool");
+    }
+    ovs_mutex_unlock(&dma_mutex);
+    return error;
+}
+
+/* dpdk-dma/drain DEVICE and dpdk-dma/undrain DEVICE: 'aux' is non-NULL for
+ * drain. */
+static void
+dpdk_dma_unixctl_drain(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                       const char *argv[], void *aux)
+{
+    char *error = dpdk_dma_set_drained(argv[1], aux != NULL);
+
+    if (error) {
+        unixctl_command_reply_error(conn, error);
+        free(error);
+    } else {
+        unixctl_command_reply(conn, NULL);
+    }
 }
 
 void
@@ -708,14 +940,13 @@ dpdk_dma_init(void)
 {
     VLOG_INFO("%"PRIu16" DMA device(s) available", rte_dma_count_avail());
     ovsthread_key_create(&dma_thread_key, dma_thread_destructor);
-    ovs_mutex_lock(&dma_mutex);
-    dma_refresh_pool();
-    ovs_mutex_unlock(&dma_mutex);
+    /* The devices are started by the dpdk_dma_set_config() that follows,
+     * with the configured dma-ring-size. */
     unixctl_command_register("dpdk-dma/show", "[device]", 0, 1,
                              dpdk_dma_unixctl_show, NULL);
     unixctl_command_register("dpdk-dma/drain", "device", 1, 1,
                              dpdk_dma_unixctl_drain, "drain");
     unixctl_command_register("dpdk-dma/undrain", "device", 1, 1,
                              dpdk_dma_unixctl_drain, NULL);
-    pmd_dma_init();
+    pmd_dma_init(dpdk_dma_format_device);
 }

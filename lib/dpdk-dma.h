@@ -30,11 +30,13 @@ struct smap;
  *
  * A device in the pool is configured with one virtual channel (vchan 0,
  * memory to memory), started, and made known to vhost
- * (rte_vhost_async_dma_configure()) by the main thread.  The dmadev data
- * path is not thread-safe, so each device is then owned by at most one
- * thread at a time: a PMD thread claims a device the first time it needs one
- * and keeps it until it exits.  Device ids fit in a 64-bit mask, as they do
- * in vhost's own table.
+ * (rte_vhost_async_dma_configure()) by the main thread.  Only DPDK's vhost
+ * library then drives the device's data path, serializing it per vchan.  A
+ * PMD thread claims a device the first time it needs one and keeps it
+ * until it exits; it has the device to itself when there are enough
+ * devices, and shares one when PMD threads outnumber devices.  Any thread
+ * may poll any device for the completions of a virtqueue.  Device ids fit in
+ * a 64-bit mask, as they do in vhost's own table.
  *
  * Thread-safety
  * =============
@@ -45,9 +47,11 @@ struct smap;
 
 #define DPDK_DMA_MAX_DEVS 64
 
-/* Registers the "dpdk-dma/" unixctl commands and takes the devices DPDK
- * probed at initialization (through other_config:dpdk-extra) into the
- * pool.  Called once, from dpdk_init(), after the EAL was initialized. */
+/* Registers the "dpdk-dma/" unixctl commands.  Called once, from
+ * dpdk_init(), after the EAL was initialized.  The devices DPDK probed at
+ * initialization (through other_config:dpdk-extra) are taken into the pool
+ * and started by the first dpdk_dma_set_config(), with the configured
+ * dma-ring-size. */
 void dpdk_dma_init(void);
 
 /* Applies other_config:dma-devices and other_config:dma-ring-size from
@@ -71,12 +75,16 @@ void dpdk_dma_format_device(struct ds *s, int dev_id);
 
 /* Returns the dev_id of a device the calling thread owns and may use for a
  * port that allows the devices of 'allowed' (0 means any device, as for
- * 'tx-dma=auto'), preferring NUMA node 'numa_id'.  Claims a free device if
- * the thread owns none that fits and one is free.  After a failed claim it
- * tries again for the same 'allowed' only once a device went into or out of
- * service, or a second later, so that a thread that finds none does not
- * take the pool's lock on every packet.  Returns -1 if there is none: the
- * caller copies with the CPU.  A drained device is never returned. */
+ * 'tx-dma=auto'), preferring NUMA node 'numa_id'.  If the thread owns none
+ * that fits, it claims one: a device no other thread uses if there is one,
+ * otherwise it shares the device with the fewest users (DPDK's vhost
+ * library serializes each vchan, see dpdk-dma.c), and lets go of the
+ * devices it owns that went out of service.  After a failed claim it tries
+ * again for the same 'allowed' (it remembers a few lists) only once a
+ * device went into or out of service, or a second later, so that a thread
+ * that finds none does not take the pool's lock on every packet.  Returns
+ * -1 if no usable device fits: the caller copies with the CPU.  A drained
+ * or failed device is never returned. */
 int dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id);
 
 /* Releases every device the calling thread owns.  The caller must have no
@@ -85,5 +93,29 @@ void dpdk_dma_thread_release(void);
 
 /* Returns the mask of the devices the calling thread owns. */
 uint64_t dpdk_dma_thread_owned(void);
+
+/* Takes device 'name' out of service ('drain') or back into it, as
+ * dpdk-dma/drain and dpdk-dma/undrain do.  Returns NULL, or an error
+ * message for the caller to free. */
+char *dpdk_dma_set_drained(const char *name, bool drain);
+
+/* Makes the pool take device 'name' for one on NUMA node 'numa_id', for
+ * tests: DPDK reports no node for virtual devices (rte_dma_info_get() gives
+ * the bus device's, SOCKET_ID_ANY for any vdev in DPDK 22.11).  Returns
+ * NULL, or an error message for the caller to free. */
+char *dpdk_dma_set_numa_id(const char *name, int numa_id);
+
+/* Returns how many more copies device 'dev_id' (in the pool) can take now:
+ * close to 0 when copies come in faster than it completes them.  Lock-free,
+ * possibly a little stale. */
+uint16_t dpdk_dma_free_descriptors(int dev_id);
+
+/* Takes the devices of 'mask' that still have copies outstanding (their
+ * statistics count more copies submitted than completed or failed) out of
+ * service for good: called after those copies had all the time they
+ * should ever need, and pollers harvested every completion.  dpdk-dma/show
+ * shows them as failed.  May be called from any thread.  Returns the mask
+ * of the devices taken out of service. */
+uint64_t dpdk_dma_fail_stuck(uint64_t mask);
 
 #endif /* dpdk-dma.h */

@@ -40,6 +40,7 @@
  * the main thread for pmd-dma-show.  The list of records is guarded by a
  * mutex, taken only at thread start and stop and by the command. */
 
+struct ds;
 struct dw_queue;
 
 enum pmd_dma_counter {
@@ -47,11 +48,33 @@ enum pmd_dma_counter {
     PMD_DMA_COMPLETED,          /* Copies completed by this thread. */
     PMD_DMA_CPU_FALLBACK,       /* Packets copied by the CPU instead. */
     PMD_DMA_RING_FULL,          /* Packets dropped: DMA ring or vring full. */
-    PMD_DMA_NO_CHANNEL,         /* Packets dropped: no channel, copies of
-                                 * the virtqueue in flight. */
+    PMD_DMA_NO_CHANNEL,         /* Packets copied by the CPU because the
+                                 * thread had no channel (also in
+                                 * PMD_DMA_CPU_FALLBACK). */
     PMD_DMA_FORCED_POLLS,       /* Completions harvested at once because the
                                  * deferred-work queue was full. */
+    PMD_DMA_ERRORS,             /* Packets dropped: copies ahead of them
+                                 * abandoned, or, without a channel, not
+                                 * completed in time (stuck engine). */
+    PMD_DMA_OVERFLOWS,          /* Times a queue switched to CPU copies for
+                                 * a while: DMA or guest ring full. */
     PMD_DMA_N_COUNTERS
+};
+
+/* Where the cycles a PMD thread spends in the vhost Tx path of a port go.
+ * The cycles per delivered packet of each path count only what delivered
+ * packets: accepted submissions and completion polls that completed
+ * packets for DMA, the enqueue copy for the CPU.  Submissions that were
+ * refused entirely (DMA ring or guest ring full) and completion polls that
+ * found nothing are accounted apart: under overload or at low load they
+ * are most of the cost, and they deliver nothing. */
+enum pmd_dma_cost {
+    PMD_DMA_COST_SUBMIT,        /* Submissions vhost accepted packets of. */
+    PMD_DMA_COST_COMPLETE,      /* Completion polls that completed some. */
+    PMD_DMA_COST_CPU,           /* rte_vhost_enqueue_burst(). */
+    PMD_DMA_COST_REFUSED,       /* Submissions that delivered nothing. */
+    PMD_DMA_COST_EMPTY_POLL,    /* Completion polls that found nothing. */
+    PMD_DMA_N_COSTS
 };
 
 enum pmd_dma_path {
@@ -66,9 +89,11 @@ enum pmd_dma_path {
 /* One port as seen by one PMD thread. */
 struct pmd_dma_port {
     uint64_t port_id;           /* pmd_dma_port_id() of the port; 0: free. */
+    atomic_bool gone;           /* Port deleted: the slot may be reused. */
     char name[PMD_DMA_PORT_NAME_LEN];
-    atomic_uint64_t cycles[PMD_DMA_N_PATHS];
-    atomic_uint64_t packets[PMD_DMA_N_PATHS];
+    atomic_uint64_t cycles[PMD_DMA_N_COSTS];
+    atomic_uint64_t calls[PMD_DMA_N_COSTS];
+    atomic_uint64_t packets[PMD_DMA_N_PATHS];   /* Delivered. */
 };
 
 struct pmd_dma_thread;
@@ -93,24 +118,52 @@ void pmd_dma_count(struct pmd_dma_thread *t, enum pmd_dma_counter, uint64_t);
 void pmd_dma_note_channel(struct pmd_dma_thread *t, int dev_id);
 
 /* Returns the record of port 'port_id' (named 'name') in 't', creating it if
- * needed, or NULL if 't' is NULL or has no room left. */
+ * needed (in the slot of a deleted port once all are taken), or NULL if 't'
+ * is NULL or has no room left (PMD_DMA_MAX_PORTS ports, none deleted). */
 struct pmd_dma_port *pmd_dma_port_get(struct pmd_dma_thread *t,
                                       uint64_t port_id, const char *name);
 
+/* Port 'port_id' is being deleted: its records go, and their slots may be
+ * reused by other ports.  Any thread. */
+void pmd_dma_port_forget(uint64_t port_id);
+
 static inline void
-pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_path path,
+pmd_dma_add__(atomic_uint64_t *counter, uint64_t n)
+{
+    uint64_t value;
+
+    atomic_read_relaxed(counter, &value);
+    atomic_store_relaxed(counter, value + n);
+}
+
+/* Accounts 'cycles' spent by one call of kind 'cost' for port 'p' (which
+ * may be NULL: nothing is counted), which delivered 'packets' (for
+ * PMD_DMA_COST_COMPLETE and PMD_DMA_COST_CPU). */
+static inline void
+pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_cost cost,
                    uint64_t cycles, uint64_t packets)
 {
     if (p) {
-        uint64_t value;
-
-        atomic_read_relaxed(&p->cycles[path], &value);
-        atomic_store_relaxed(&p->cycles[path], value + cycles);
-        atomic_read_relaxed(&p->packets[path], &value);
-        atomic_store_relaxed(&p->packets[path], value + packets);
+        pmd_dma_add__(&p->cycles[cost], cycles);
+        pmd_dma_add__(&p->calls[cost], 1);
+        if (packets) {
+            pmd_dma_add__(&p->packets[cost == PMD_DMA_COST_CPU
+                                      ? PMD_DMA_PATH_CPU
+                                      : PMD_DMA_PATH_DMA], packets);
+        }
     }
 }
 
-void pmd_dma_init(void);
+/* Returns the capacity for a PMD thread's deferred-work queue: 'capacity',
+ * unless the environment variable OVS_PMD_DEFERRED_WORK_MAX holds a number
+ * from 1 to 'capacity'.  That is for tests only: they make the queue fill
+ * up with a few ports, as it would with hundreds. */
+size_t pmd_dma_dw_capacity(size_t capacity);
+
+/* Registers dpif-netdev/pmd-dma-show.  'format' appends the name of the DMA
+ * device with the given dev_id to a string, for the channels the command
+ * lists: the pool of DMA devices, which calls this, knows the names. */
+typedef void pmd_dma_format_channel_func(struct ds *, int dev_id);
+void pmd_dma_init(pmd_dma_format_channel_func *format);
 
 #endif /* dpif-netdev-dma.h */

@@ -16,18 +16,57 @@
 
 /* vhost-user Tx through DMA engines: see netdev-vhost-dma.h.
  *
- * Accounting per virtqueue ('struct vhost_dma_vq', indexed by txq):
- * 'inflight' counts copies submitted and not yet completed or cleared.  Any
- * thread that polls or clears a virtqueue gets back that virtqueue's
- * packets, whichever thread submitted them, so 'inflight' is per virtqueue,
- * atomically updated, and not per thread.  'channels' remembers every DMA
- * channel a virtqueue's copies went to, which is where a clear must look.
+ * Accounting per virtqueue ('struct vhost_dma_vq', indexed by txq)
+ * ==================================================================
  *
- * A deferred-work item's 32-bit argument packs the txq (10 bits), the DMA
- * device (6 bits) and the low 16 bits of the guest connection's number
- * ('conn', incremented when a guest comes and goes): an item of an earlier
- * connection finds 'conn' changed and leaves the queue, its copies having
- * been cleared when that guest went away.
+ * DPDK 22.11's vhost library gives a virtqueue's packets back in the order
+ * they were submitted, whichever DMA channel copied them and whichever
+ * thread polls (vhost_poll_enqueue_completed() in lib/vhost/virtio_net.c
+ * returns the run of completed packets from the oldest one in flight).  So
+ * copies of a virtqueue are numbered: 'submitted' counts the copies handed
+ * to vhost since the port was created, 'completed' those given back,
+ * completed or cleared, and copy number N is done once 'completed' > N.
+ * A thread that submitted copies up to number M knows that its own work is
+ * done when 'completed' >= M, even while other threads keep the virtqueue
+ * busy: that is the 'mark' of its deferred-work item.
+ *
+ * 'submitted' is written only by the thread that holds the txq's
+ * 'tx_lock' in netdev-dpdk, which serializes every sender of a virtqueue.
+ * It is raised before rte_vhost_submit_enqueue_burst() and lowered by what
+ * vhost refused after, so that it never falls behind vhost's own count: a
+ * vring_state_changed callback that holds the virtqueue's lock while a
+ * sender waits for it then sees too much in flight, never too little.  For
+ * the same reason 'channels', every DMA channel that copies of the
+ * virtqueue went to, gets its bit before the submission.
+ *
+ * Any thread may complete any virtqueue's copies on any channel: DPDK
+ * serializes each channel with a lock of its own (see lib/dpdk-dma.c).  A
+ * thread that must not overtake copies in flight (a CPU copy is about to
+ * follow) polls every channel of 'channels' itself, so it never depends on
+ * another thread, which may be waiting for the 'tx_lock' it holds.
+ *
+ * Lock context of DPDK's vhost callbacks (DPDK 22.11, lib/vhost)
+ * ================================================================
+ *
+ * - new_device and destroy_device: no virtqueue lock is held
+ *   (vhost_user_msg_handler() calls new_device after
+ *   vhost_user_unlock_all_queue_pairs(); destroy_device comes from
+ *   vhost_destroy_device_notify() for GET_VRING_BASE and RESET_OWNER, which
+ *   take no lock, or from the connection's teardown).
+ *
+ * - vring_state_changed: it depends on the message being handled.
+ *   vhost_user_msg_handler() takes every virtqueue lock of the device
+ *   (vhost_user_lock_all_queue_pairs()) for the requests listed in
+ *   vd_request_locks_vqs(), handles the message, then notifies the
+ *   changes of readiness with the locks still held; for other requests
+ *   (GET_VRING_BASE, for instance) it notifies without them.  The
+ *   notifications from within handlers (vhost_user_set_vring_call(),
+ *   vhost_user_set_vring_kick(), and vhost_user_set_mem_table() for async
+ *   devices) all come from requests of that list.  So the callback asks
+ *   which message is being handled: new_device registers vd_pre_msg()
+ *   and vd_post_msg() (rte_vhost_extern_callback_register(), which vhost
+ *   calls before and after each message's handler, locks already taken)
+ *   to record it per thread.
  *
  * The experimental vhost async API is used here and nowhere else in
  * netdev-dpdk. */
@@ -67,17 +106,33 @@ COVERAGE_DEFINE(vhost_dma_ring_full);
 COVERAGE_DEFINE(vhost_dma_cleared);
 COVERAGE_DEFINE(vhost_dma_defer_full);
 COVERAGE_DEFINE(vhost_dma_order_wait);
+COVERAGE_DEFINE(vhost_dma_clear_timeout);
+COVERAGE_DEFINE(vhost_dma_mem_table);
+COVERAGE_DEFINE(vhost_dma_overflow);
+COVERAGE_DEFINE(vhost_dma_reserve_full);
 
 #define VHOST_DMA_MAX_TXQ 1024          /* As OVS_VHOST_MAX_QUEUE_NUM. */
 #define VHOST_DMA_MAX_VID 1024          /* As DPDK's MAX_VHOST_DEVICE. */
 #define VHOST_DMA_THRESHOLD_DEFAULT 256
 #define VHOST_DMA_BURST 32
 #define VHOST_DMA_CLEAR_TIMEOUT_MS 1000
-#define VHOST_DMA_ORDER_WAIT_MS 10     /* See vd_poll_own(). */
 
-/* Mbufs that a DMA-enabled port may hold in flight, for mempool sizing:
- * enough for the copies of two full 1024-descriptor virtqueues (vhost
- * accepts no more copies for a virtqueue than it has descriptors). */
+/* How long after a destroy_device returned netdev_vhost_dma_wait_teardown()
+ * still waits: DPDK's vhost thread goes on tearing the connection down
+ * after the callback. */
+#define VHOST_DMA_TEARDOWN_SETTLE_MS 100
+
+#define VHOST_DMA_ORDER_WAIT_MS 10     /* See vd_complete_up_to(). */
+#define VHOST_DMA_OVERFLOW_MIN_US 100  /* See vd_overflow(). */
+#define VHOST_DMA_ENGINE_ROOM 128      /* See netdev_vhost_dma_send(). */
+#define VHOST_DMA_OVERFLOW_MAX_US 100000
+
+/* Mbufs that a DMA-enabled port may hold in copies in flight, reserved in
+ * every mempool (netdev_vhost_dma_mbufs_in_flight()): the copies of two
+ * full 1024-descriptor virtqueues.  A guest with more queues, or larger
+ * ones, could hold more (vhost accepts as many copies for a virtqueue as it
+ * has descriptors), so the port keeps within the reserve itself: see
+ * vd_within_reserve(). */
 #define VHOST_DMA_MBUFS_PER_PORT 2048
 
 enum vhost_dma_mode {
@@ -87,17 +142,32 @@ enum vhost_dma_mode {
 };
 
 struct vhost_dma_vq {
-    atomic_uint32_t inflight;   /* Copies submitted, not completed. */
+    /* Copy numbers, see the comment at the top of the file. */
+    atomic_uint64_t submitted;
+    atomic_uint64_t completed;
     atomic_uint64_t channels;   /* Devices copies were submitted to. */
     atomic_bool registered;     /* Async channel registered with vhost. */
+    atomic_bool wedged;         /* Copies did not complete when they had
+                                 * to: see vd_clear_vq(). */
 
     atomic_uint64_t dma_packets;    /* Delivered by DMA. */
     atomic_uint64_t dma_bytes;
     atomic_uint64_t cpu_packets;    /* Delivered by the CPU. */
     atomic_uint64_t ring_full;      /* Dropped: DMA ring or vring full. */
-    atomic_uint64_t no_channel;     /* Dropped: no channel, copies ahead. */
+    atomic_uint64_t no_channel;     /* Copied by the CPU: no channel. */
     atomic_uint64_t cleared;        /* Completed by a clear on teardown. */
-    atomic_uint64_t errors;         /* vhost calls that failed. */
+    atomic_uint64_t errors;         /* Failed vhost calls, abandoned copies
+                                     * and packets dropped because of
+                                     * them. */
+    atomic_uint64_t overflow;       /* Copied by the CPU: engine full. */
+
+    /* Overflow, see vd_overflow(): written by the holder of the txq's
+     * 'tx_lock' only. */
+    uint64_t cpu_until;         /* TSC: CPU copies until then, if nonzero. */
+    uint64_t dma_since;         /* TSC: back to DMA since then. */
+    uint64_t backoff;           /* TSC cycles of the last CPU period. */
+    bool stalled;               /* A wait for the engine timed out... */
+    uint64_t stalled_completed; /* ...with 'completed' at this value. */
 };
 
 struct netdev_vhost_dma {
@@ -113,8 +183,11 @@ struct netdev_vhost_dma {
 
     atomic_bool socket_async;       /* Socket has RTE_VHOST_USER_ASYNC_COPY. */
     atomic_int vid;                 /* Guest connected, or -1. */
-    atomic_uint32_t conn;           /* Guest connection number. */
     atomic_int max_txq;             /* Most Rx virtqueues of any guest. */
+
+    /* Connection teardowns, see netdev_vhost_dma_wait_teardown(). */
+    atomic_uint32_t teardowns;      /* destroy_device calls in progress. */
+    atomic_llong teardown_end;      /* time_msec() when the last returned. */
 
     struct vhost_dma_vq vqs[VHOST_DMA_MAX_TXQ];
 };
@@ -127,6 +200,93 @@ static atomic_uint32_t n_dma_ports = ATOMIC_VAR_INIT(0);
 static struct ovs_mutex by_vid_mutex = OVS_MUTEX_INITIALIZER;
 static struct netdev_vhost_dma *by_vid[VHOST_DMA_MAX_VID]
     OVS_GUARDED_BY(by_vid_mutex);
+
+/* The vhost-user message that DPDK's vhost thread is handling, recorded by
+ * vd_pre_msg() and vd_post_msg(). */
+struct vd_msg {
+    int vid;                    /* Device, or -1 before any message. */
+    uint32_t request;           /* Its VHOST_USER_* request. */
+    bool in_handler;            /* Between pre and post handling. */
+};
+DEFINE_STATIC_PER_THREAD_DATA(struct vd_msg, vd_msg, { -1, 0, false });
+
+/* vhost-user requests, numbered by the vhost-user protocol (the order of
+ * enum vhost_user_request in DPDK's lib/vhost/vhost_user.h). */
+enum {
+    VD_REQ_SET_FEATURES = 2,
+    VD_REQ_SET_OWNER = 3,
+    VD_REQ_SET_MEM_TABLE = 5,
+    VD_REQ_SET_LOG_BASE = 6,
+    VD_REQ_SET_LOG_FD = 7,
+    VD_REQ_SET_VRING_NUM = 8,
+    VD_REQ_SET_VRING_ADDR = 9,
+    VD_REQ_SET_VRING_BASE = 10,
+    VD_REQ_SET_VRING_KICK = 12,
+    VD_REQ_SET_VRING_CALL = 13,
+    VD_REQ_SET_VRING_ERR = 14,
+    VD_REQ_SET_PROTOCOL_FEATURES = 16,
+    VD_REQ_SET_VRING_ENABLE = 18,
+    VD_REQ_SEND_RARP = 19,
+    VD_REQ_NET_SET_MTU = 20,
+    VD_REQ_SET_SLAVE_REQ_FD = 21,
+};
+
+/* Returns true if DPDK 22.11's vhost_user_msg_handler() holds every
+ * virtqueue lock of the device while it handles 'request' and notifies the
+ * changes it caused: the requests of its lock switch.  (The exception, a
+ * device with a configured vDPA driver, does not occur in OVS.) */
+static bool
+vd_request_locks_vqs(uint32_t request)
+{
+    switch (request) {
+    case VD_REQ_SET_FEATURES:
+    case VD_REQ_SET_PROTOCOL_FEATURES:
+    case VD_REQ_SET_OWNER:
+    case VD_REQ_SET_MEM_TABLE:
+    case VD_REQ_SET_LOG_BASE:
+    case VD_REQ_SET_LOG_FD:
+    case VD_REQ_SET_VRING_NUM:
+    case VD_REQ_SET_VRING_ADDR:
+    case VD_REQ_SET_VRING_BASE:
+    case VD_REQ_SET_VRING_KICK:
+    case VD_REQ_SET_VRING_CALL:
+    case VD_REQ_SET_VRING_ERR:
+    case VD_REQ_SET_VRING_ENABLE:
+    case VD_REQ_SEND_RARP:
+    case VD_REQ_NET_SET_MTU:
+    case VD_REQ_SET_SLAVE_REQ_FD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* rte_vhost_user_extern_ops 'pre_msg_handle': 'msg' starts with the
+ * vhost-user message, whose first 32-bit field is the request. */
+static enum rte_vhost_msg_result
+vd_pre_msg(int vid, void *msg)
+{
+    struct vd_msg *m = vd_msg_get();
+
+    m->vid = vid;
+    memcpy(&m->request, msg, sizeof m->request);
+    m->in_handler = true;
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+/* rte_vhost_user_extern_ops 'post_msg_handle': the message's own handler
+ * returned; vhost notifies the changes of readiness next. */
+static enum rte_vhost_msg_result
+vd_post_msg(int vid OVS_UNUSED, void *msg OVS_UNUSED)
+{
+    vd_msg_get()->in_handler = false;
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static const struct rte_vhost_user_extern_ops vd_msg_ops = {
+    .pre_msg_handle = vd_pre_msg,
+    .post_msg_handle = vd_post_msg,
+};
 
 static inline void
 vd_count(atomic_uint64_t *counter, uint64_t n)
@@ -143,6 +303,47 @@ vd_read(const atomic_uint64_t *counter_)
     uint64_t value;
 
     atomic_read_relaxed(counter, &value);
+    return value;
+}
+
+static uint64_t
+vd_seq(const atomic_uint64_t *seq_)
+{
+    atomic_uint64_t *seq = CONST_CAST(atomic_uint64_t *, seq_);
+    uint64_t value;
+
+    atomic_read_explicit(seq, &value, memory_order_acquire);
+    return value;
+}
+
+/* Returns the number of copies of 'vq' in flight, never less than vhost
+ * has: 'completed' is read before 'submitted'. */
+static uint32_t
+vd_inflight(const struct vhost_dma_vq *vq)
+{
+    uint64_t completed = vd_seq(&vq->completed);
+    uint64_t submitted = vd_seq(&vq->submitted);
+
+    return submitted > completed ? submitted - completed : 0;
+}
+
+/* Returns the number of copies of 'vq' up to copy number 'mark' that are
+ * not completed yet: 0 when they all are. */
+static uint32_t
+vd_pending(const struct vhost_dma_vq *vq, uint64_t mark)
+{
+    uint64_t completed = vd_seq(&vq->completed);
+
+    return mark > completed ? MIN(mark - completed, UINT32_MAX) : 0;
+}
+
+static bool
+vd_flag(const atomic_bool *flag_)
+{
+    atomic_bool *flag = CONST_CAST(atomic_bool *, flag_);
+    bool value;
+
+    atomic_read_explicit(flag, &value, memory_order_acquire);
     return value;
 }
 
@@ -231,6 +432,8 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
         vd->name = xstrdup(netdev_get_name(netdev));
         vd->port_id = pmd_dma_port_id();
         atomic_init(&vd->vid, -1);
+        atomic_init(&vd->teardowns, 0);
+        atomic_init(&vd->teardown_end, LLONG_MIN / 2);
     }
     if (!nullable_string_is_equal(error, vd->error)) {
         if (error) {
@@ -292,6 +495,52 @@ netdev_vhost_dma_socket_registered(struct netdev_vhost_dma *vd,
     }
 }
 
+/* Waits until no connection of the socket of 'vd' is being torn down, and
+ * the last teardown ended VHOST_DMA_TEARDOWN_SETTLE_MS ago, quiescent
+ * meanwhile.  To be called before the socket is unregistered.
+ *
+ * In DPDK 22.11, vhost_user_read_cb() (lib/vhost/socket.c) tears down a
+ * connection that went away: destroy_device, then, for a client socket, a
+ * new connection attempt that, when it fails, adds the socket to the
+ * reconnection list, and only then it removes the connection from the
+ * socket.  rte_vhost_driver_unregister() removes the socket from the
+ * reconnection list before it looks at its connections, and retries
+ * both while the callback runs.  An attempt made between these two steps
+ * outlives the socket, which is freed: seen as a second connection to the
+ * next guest, and then as rte_vhost_driver_unregister() never returning.
+ * A teardown can take long (destroy_device waits for every thread to
+ * quiesce), so a 'tx-dma' change made meanwhile would meet its end.  What
+ * follows destroy_device in the callback is a few system calls. */
+void
+netdev_vhost_dma_wait_teardown(struct netdev_vhost_dma *vd)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    long long int start = time_msec();
+    bool warned = false;
+
+    if (!vd) {
+        return;
+    }
+    for (;;) {
+        long long int end, now = time_msec();
+        uint32_t n;
+
+        atomic_read_explicit(&vd->teardowns, &n, memory_order_acquire);
+        atomic_read_relaxed(&vd->teardown_end, &end);
+        if (!n && now >= end + VHOST_DMA_TEARDOWN_SETTLE_MS) {
+            break;
+        }
+        if (!warned && now - start >= 5000) {
+            VLOG_WARN_RL(&rl, "%s: waited %lld ms for its guest's "
+                         "connection to be torn down", vd->name,
+                         now - start);
+            warned = true;
+        }
+        /* Quiescent: the teardown may wait for this thread. */
+        xnanosleep(1000 * 1000);
+    }
+}
+
 uint32_t
 netdev_vhost_dma_mbufs_in_flight(void)
 {
@@ -310,6 +559,7 @@ netdev_vhost_dma_destroy(struct netdev_vhost_dma *vd)
 
             atomic_sub_relaxed(&n_dma_ports, 1, &orig);
         }
+        pmd_dma_port_forget(vd->port_id);
         ovs_mutex_lock(&by_vid_mutex);
         for (int i = 0; i < VHOST_DMA_MAX_VID; i++) {
             if (by_vid[i] == vd) {
@@ -329,8 +579,11 @@ vd_complete(struct vhost_dma_vq *vq, struct rte_mbuf **pkts, uint16_t n,
             bool cleared)
 {
     uint64_t bytes = 0;
-    uint32_t orig;
+    uint64_t orig;
 
+    if (!n) {
+        return;
+    }
     for (uint16_t i = 0; i < n; i++) {
         bytes += rte_pktmbuf_pkt_len(pkts[i]);
         rte_pktmbuf_free(pkts[i]);
@@ -341,28 +594,12 @@ vd_complete(struct vhost_dma_vq *vq, struct rte_mbuf **pkts, uint16_t n,
         vd_count(&vq->cleared, n);
         COVERAGE_ADD(vhost_dma_cleared, n);
     }
-    atomic_sub_relaxed(&vq->inflight, n, &orig);
-}
-
-static uint32_t
-vd_inflight(const struct vhost_dma_vq *vq_)
-{
-    struct vhost_dma_vq *vq = CONST_CAST(struct vhost_dma_vq *, vq_);
-    uint32_t n;
-
-    atomic_read_relaxed(&vq->inflight, &n);
-    return n;
-}
-
-static inline uint32_t
-vd_arg(uint32_t conn, int dma_id, int txq)
-{
-    return (conn & 0xffff) << 16 | (uint32_t) dma_id << 10 | txq;
+    atomic_add_explicit(&vq->completed, n, &orig, memory_order_release);
 }
 
 /* Harvests the completions of 'txq' on channel 'dma_id': at most 'rounds'
- * bursts.  Runs in the thread that owns the channel, which accounts for the
- * cycles.  Returns the copies of 'txq' still in flight. */
+ * bursts.  Any thread may call it (see the top of the file); a PMD thread
+ * accounts for the cycles.  Returns the number of packets completed. */
 static uint32_t
 vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
         int rounds)
@@ -374,7 +611,12 @@ vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
     uint32_t done = 0;
     uint16_t n;
 
+    if (!vd_flag(&vq->registered)) {
+        /* Torn down: destroy_device clears what was in flight. */
+        return 0;
+    }
     do {
+        /* A trylock: 0 may also mean that the virtqueue is busy. */
         n = rte_vhost_poll_enqueue_completed(vid, txq * 2, pkts,
                                              VHOST_DMA_BURST, dma_id, 0);
         vd_complete(vq, pkts, n, false);
@@ -384,28 +626,113 @@ vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
     if (pmd) {
         pmd_dma_count(pmd, PMD_DMA_COMPLETED, done);
         pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
-                           PMD_DMA_PATH_DMA,
+                           done ? PMD_DMA_COST_COMPLETE
+                                : PMD_DMA_COST_EMPTY_POLL,
                            rte_get_tsc_cycles() - start, done);
     }
-    return vd_inflight(vq);
+    return done;
 }
 
-/* dw_ops 'poll': harvests the completions of one txq on one channel, in the
- * thread that owns the channel. */
+/* Polls each channel of 'channels' once for 'txq'.  Returns the number of
+ * packets completed. */
+static uint32_t
+vd_poll_channels(struct netdev_vhost_dma *vd, int vid, int txq,
+                 uint64_t channels, int rounds)
+{
+    uint32_t done = 0;
+
+    for (uint64_t c = channels; c; c = zero_rightmost_1bit(c)) {
+        done += vd_poll(vd, vid, txq, raw_ctz(c), rounds);
+    }
+    return done;
+}
+
+/* Returns how long a thread waits for copies in flight ahead of packets it
+ * must not let overtake them: VHOST_DMA_ORDER_WAIT_MS, or for tests, the
+ * OVS_VHOST_DMA_ORDER_WAIT_MS environment variable (1 to 10000), which
+ * lets a test stop the engine for longer than that and resume it while a
+ * thread waits. */
+static int
+vd_order_wait_ms(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+    static int wait_ms = VHOST_DMA_ORDER_WAIT_MS;
+
+    if (ovsthread_once_start(&once)) {
+        const char *s = getenv("OVS_VHOST_DMA_ORDER_WAIT_MS");
+        int n;
+
+        if (s && str_to_int(s, 10, &n) && n >= 1 && n <= 10000) {
+            VLOG_INFO("copies in flight are waited for up to %d ms "
+                      "(OVS_VHOST_DMA_ORDER_WAIT_MS)", n);
+            wait_ms = n;
+        }
+        ovsthread_once_done(&once);
+    }
+    return wait_ms;
+}
+
+/* Completes the copies of 'txq' up to copy number 'mark', polling every
+ * channel they may be on, for at most 'wait_ms' milliseconds (none: one
+ * pass).  The calling thread depends on no other thread for that, so it
+ * may hold the txq's 'tx_lock'.  A thread that is not a PMD thread yields
+ * the CPU between passes: the DMA engine may share it.  Returns true if
+ * they are all complete. */
+static bool
+vd_complete_up_to(struct netdev_vhost_dma *vd, int vid, int txq,
+                  uint64_t mark, int wait_ms)
+{
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    long long int deadline = LLONG_MIN;
+
+    while (vd_pending(vq, mark)) {
+        vd_poll_channels(vd, vid, txq, vd_read(&vq->channels), 8);
+        if (!vd_pending(vq, mark)) {
+            break;
+        }
+        if (deadline == LLONG_MIN) {
+            if (!wait_ms) {
+                return false;
+            }
+            COVERAGE_INC(vhost_dma_order_wait);
+            deadline = time_msec() + wait_ms;
+        } else if (time_msec() > deadline) {
+            return false;
+        }
+        if (!pmd_dma_current()) {
+            sched_yield();
+        }
+    }
+    return true;
+}
+
+/* dw_ops 'poll': completes the copies of one txq up to 'mark', those of the
+ * calling PMD thread, without waiting.  The thread's own channels come
+ * first; if they give nothing while copies up to 'mark' are still in
+ * flight, those are on other channels (another thread's, or one this
+ * thread used before) and it polls those too. */
 static unsigned int
-vhost_dma_dw_poll(void *vd_, uint32_t arg, bool drain)
+vhost_dma_dw_poll(void *vd_, uint32_t txq, uint64_t mark, bool drain)
 {
     struct netdev_vhost_dma *vd = vd_;
-    uint32_t conn;
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    int rounds = drain ? 8 : 1;
+    uint64_t channels, own;
     int vid;
 
     atomic_read_relaxed(&vd->vid, &vid);
-    atomic_read_relaxed(&vd->conn, &conn);
-    if (vid < 0 || (conn & 0xffff) != arg >> 16) {
-        /* The guest went away: its copies were cleared then. */
+    if (vid < 0 || !vd_pending(vq, mark)) {
+        /* Done, or the guest went away: destroy_device cleared its
+         * copies. */
         return 0;
     }
-    return vd_poll(vd, vid, arg & 0x3ff, (arg >> 10) & 0x3f, drain ? 8 : 1);
+    channels = vd_read(&vq->channels);
+    own = channels & dpdk_dma_thread_owned();
+    if (!vd_poll_channels(vd, vid, txq, own, rounds)
+        && vd_pending(vq, mark)) {
+        vd_poll_channels(vd, vid, txq, channels & ~own, rounds);
+    }
+    return vd_pending(vq, mark);
 }
 
 static void
@@ -427,11 +754,55 @@ static const struct dw_ops vhost_dma_dw_ops = {
     .unref = vhost_dma_dw_unref,
 };
 
+/* Returns the copies of 'txq' that vhost has in flight, or -1 if it cannot
+ * tell (not registered, or busy: the thread-safe call is a trylock).
+ * 'locked': the caller holds the virtqueue's lock. */
+static int
+vd_vhost_inflight(int vid, int txq, bool locked)
+{
+    return (locked ? rte_vhost_async_get_inflight_thread_unsafe
+                   : rte_vhost_async_get_inflight)(vid, txq * 2);
+}
+
+/* Logs the state of the guest's Rx vring of 'txq' as vhost and the guest
+ * see it, and this module's copy numbers: what it takes to tell a stuck
+ * engine from lost bookkeeping. */
+static void
+vd_log_vring(const struct netdev_vhost_dma *vd, int vid, int txq)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+    const struct vhost_dma_vq *vq = &vd->vqs[txq];
+    uint16_t last_avail = 0, last_used = 0;
+    struct rte_vhost_vring vring;
+
+    if (rte_vhost_get_vhost_vring(vid, txq * 2, &vring)
+        || !vring.avail || !vring.used) {
+        return;
+    }
+    rte_vhost_get_vring_base(vid, txq * 2, &last_avail, &last_used);
+    VLOG_INFO_RL(&rl, "%s: txq %d: vring of %"PRIu16" descriptors, avail "
+                 "index %"PRIu16" (vhost at %"PRIu16"), used index %"PRIu16
+                 " (vhost at %"PRIu16"); copies submitted %"PRIu64", "
+                 "completed %"PRIu64, vd->name, txq, vring.size,
+                 vring.avail->idx, last_avail, vring.used->idx, last_used,
+                 vd_seq(&vq->submitted), vd_seq(&vq->completed));
+}
+
 /* Finishes every copy in flight on 'txq' of device 'vid', polling each
- * channel it used, within VHOST_DMA_CLEAR_TIMEOUT_MS.  'locked' says whether
- * the caller holds the virtqueue's lock (a vring_state_changed callback for
- * SET_MEM_TABLE and the like).  Returns false if copies are still in
- * flight. */
+ * channel it used, within VHOST_DMA_CLEAR_TIMEOUT_MS: guest memory may go
+ * away when the caller returns.  'locked' says whether the caller holds
+ * the virtqueue's lock (see the top of the file); then vhost's own count
+ * says what is in flight, since senders may be waiting for the lock with
+ * 'submitted' already raised.
+ *
+ * If copies are still in flight at the deadline, the engine is stuck:
+ * waiting longer would hang the vhost thread, and with it every guest.
+ * The copies are abandoned: vhost keeps their mbufs (they may still be
+ * read), they are counted in 'errors', the devices that still have copies
+ * outstanding are taken out of service, and the virtqueue is marked
+ * wedged, so that senders drop at once instead of waiting for copies that
+ * may never complete, until the next guest connection starts afresh.
+ * Returns false in that case. */
 static bool
 vd_clear_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
 {
@@ -439,34 +810,60 @@ vd_clear_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
     struct vhost_dma_vq *vq = &vd->vqs[txq];
     long long int deadline = time_msec() + VHOST_DMA_CLEAR_TIMEOUT_MS;
     struct rte_mbuf *pkts[VHOST_DMA_BURST];
-    uint64_t channels;
+    uint64_t channels = vd_read(&vq->channels);
+    int n_inflight;
 
-    atomic_read_relaxed(&vq->channels, &channels);
-    while (vd_inflight(vq)) {
+    if (vd_flag(&vq->wedged)) {
+        /* Abandoned already: waiting again would not help. */
+        return false;
+    }
+    for (;;) {
+        n_inflight = vd_vhost_inflight(vid, txq, locked);
+        if (n_inflight < 0 && (locked || !vd_inflight(vq))) {
+            /* Not registered (locked), or nothing in flight as far as
+             * this module knows while vhost is busy. */
+            return true;
+        } else if (!n_inflight) {
+            return true;
+        }
         for (uint64_t c = channels; c; c = zero_rightmost_1bit(c)) {
-            int dma_id = raw_ctz(c);
             uint16_t n;
 
             n = (locked ? rte_vhost_clear_queue_thread_unsafe
                         : rte_vhost_clear_queue)(vid, txq * 2, pkts,
-                                                 VHOST_DMA_BURST, dma_id, 0);
+                                                 VHOST_DMA_BURST,
+                                                 raw_ctz(c), 0);
             if (n > VHOST_DMA_BURST) {
-                /* -1 as a uint16_t: vhost refused. */
+                /* (uint16_t) -1: called without the lock after all.  The
+                 * lock context comes from the DPDK source, so this is a
+                 * bug: never loop on it. */
                 vd_count(&vq->errors, 1);
-                VLOG_WARN_RL(&rl, "%s: vhost refused to clear txq %d",
-                             vd->name, txq);
-                return false;
+                VLOG_ERR_RL(&rl, "%s: vhost refused to clear txq %d",
+                            vd->name, txq);
+                n = 0;
+                locked = false;
             }
             vd_complete(vq, pkts, n, true);
         }
         if (time_msec() >= deadline) {
-            VLOG_WARN_RL(&rl, "%s: %"PRIu32" DMA copies of txq %d did not "
-                         "complete in %d ms", vd->name, vd_inflight(vq), txq,
-                         VHOST_DMA_CLEAR_TIMEOUT_MS);
-            return false;
+            break;
         }
     }
-    return true;
+
+    n_inflight = MAX(n_inflight, 0);
+    COVERAGE_INC(vhost_dma_clear_timeout);
+    vd_count(&vq->errors, n_inflight);
+    atomic_store_explicit(&vq->wedged, true, memory_order_release);
+    VLOG_WARN_RL(&rl, "%s: %d DMA copies of txq %d did not complete in %d "
+                 "ms: abandoned; taking stuck DMA devices out of service",
+                 vd->name, n_inflight, txq, VHOST_DMA_CLEAR_TIMEOUT_MS);
+    vd_log_vring(vd, vid, txq);
+    if (!dpdk_dma_fail_stuck(channels)) {
+        VLOG_WARN_RL(&rl, "%s: the DMA devices of txq %d completed every "
+                     "copy they were given: vhost lost track of these",
+                     vd->name, txq);
+    }
+    return false;
 }
 
 /* vhost callbacks. */
@@ -484,44 +881,68 @@ vd_by_vid(int vid)
     return vd;
 }
 
-/* Registers the async channel of the guest's Rx virtqueue of 'txq'.
- * 'locked' as for vd_clear_vq(). */
+/* Zeroes the statistics of 'vq' for a new guest connection: vhost counts
+ * the packets of each connection ('tx_packets') from 0, and the invariant
+ * tx_packets = tx_dma_packets + tx_cpu_packets must hold for any of them.
+ * No thread sends to the guest yet (see netdev_vhost_dma_new_device()). */
 static void
+vd_reset_stats(struct vhost_dma_vq *vq)
+{
+    atomic_uint64_t *counters[] = {
+        &vq->dma_packets, &vq->dma_bytes, &vq->cpu_packets, &vq->ring_full,
+        &vq->no_channel, &vq->cleared, &vq->errors, &vq->overflow,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(counters); i++) {
+        atomic_store_relaxed(counters[i], 0);
+    }
+}
+
+/* Starts the accounting of 'txq' afresh for a new connection or a new
+ * virtqueue: whatever was in flight was cleared (or abandoned) when the
+ * previous one went away, except the copies that vhost still has, 'n'. */
+static void
+vd_rebase_vq(struct vhost_dma_vq *vq, uint32_t n)
+{
+    uint64_t submitted = vd_seq(&vq->submitted);
+
+    atomic_store_explicit(&vq->completed, submitted - MIN(n, submitted),
+                          memory_order_release);
+    atomic_store_relaxed(&vq->wedged, false);
+}
+
+/* Registers the async channel of the guest's Rx virtqueue of 'txq'.
+ * 'locked': the caller holds the virtqueue's lock (see the top of the
+ * file).  Returns false if vhost refused: the virtqueue is not set up. */
+static bool
 vd_register_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
 {
     struct vhost_dma_vq *vq = &vd->vqs[txq];
-    bool registered;
+    int inflight = 0;
     int err;
 
-    atomic_read_relaxed(&vq->registered, &registered);
-    if (registered) {
-        return;
+    if (vd_flag(&vq->registered)) {
+        return true;
     }
-    err = locked
-          ? rte_vhost_async_channel_register_thread_unsafe(vid, txq * 2)
-          : rte_vhost_async_channel_register(vid, txq * 2);
-    if (err && locked) {
-        /* Called without the lock after all (see vd_clear_vq()). */
-        err = rte_vhost_async_channel_register(vid, txq * 2);
-    }
-    if (err && rte_vhost_async_get_inflight(vid, txq * 2) >= 0) {
-        /* Registered already: a guest that rebooted without closing the
-         * socket keeps its virtqueues. */
-        err = 0;
-    }
+    err = (locked ? rte_vhost_async_channel_register_thread_unsafe
+                  : rte_vhost_async_channel_register)(vid, txq * 2);
     if (err) {
-        vd_count(&vq->errors, 1);
-        VLOG_WARN("%s: cannot register the async channel of txq %d; "
-                  "using CPU copies", vd->name, txq);
-        return;
+        /* Registered already, if vhost can tell what it has in flight: a
+         * guest that reset the device without closing the socket keeps its
+         * virtqueues. */
+        inflight = vd_vhost_inflight(vid, txq, locked);
+        if (inflight < 0) {
+            return false;
+        }
     }
-    atomic_store_relaxed(&vq->registered, true);
+    vd_rebase_vq(vq, inflight);
+    atomic_store_explicit(&vq->registered, true, memory_order_release);
+    return true;
 }
 
 void
 netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
 {
-    uint32_t conn;
     bool async;
     int n_txq;
 
@@ -532,54 +953,90 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
     if (!async) {
         return;
     }
+    /* From now on, vring_state_changed can tell its lock context. */
+    if (rte_vhost_extern_callback_register(vid, &vd_msg_ops, NULL)) {
+        VLOG_WARN("%s: cannot follow the vhost-user messages of the guest; "
+                  "using CPU copies", vd->name);
+        return;
+    }
     ovs_mutex_lock(&by_vid_mutex);
     by_vid[vid] = vd;
     ovs_mutex_unlock(&by_vid_mutex);
 
-    /* The guest's Rx virtqueues are the even ones, one per txq. */
+    /* The guest's Rx virtqueues are the even ones, one per txq.  Whatever
+     * an earlier connection left in flight is gone with it; publishing the
+     * vid before any virtqueue is registered (and so used) means that
+     * deferred work of this connection always finds it. */
     n_txq = MIN((rte_vhost_get_vring_num(vid) + 1) / 2, VHOST_DMA_MAX_TXQ);
+    for (int txq = 0; txq < MAX(n_txq, vd_max_txq(vd)); txq++) {
+        vd_reset_stats(&vd->vqs[txq]);
+        vd_rebase_vq(&vd->vqs[txq], 0);
+    }
     if (n_txq > vd_max_txq(vd)) {
         atomic_store_relaxed(&vd->max_txq, n_txq);
     }
+    atomic_store_explicit(&vd->vid, vid, memory_order_release);
     for (int txq = 0; txq < n_txq; txq++) {
-        atomic_store_relaxed(&vd->vqs[txq].registered, false);
-        vd_register_vq(vd, vid, txq, false);
+        if (!vd_register_vq(vd, vid, txq, false)) {
+            /* Not set up yet: registered when the guest enables it. */
+            VLOG_DBG("%s: txq %d is not ready yet", vd->name, txq);
+        }
     }
-    atomic_add_relaxed(&vd->conn, 1, &conn);
-    atomic_store_relaxed(&vd->vid, vid);
 }
 
-void
+bool
 netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id, int enable)
 {
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+    const struct vd_msg *m = vd_msg_get();
+    bool known = m->vid == vid;
+    bool locked = known && vd_request_locks_vqs(m->request);
+    /* vhost_user_set_mem_table() of an async device notifies every vring
+     * as disabled before it unmaps guest memory and as enabled after it
+     * mapped the new memory, whatever the guest asked for. */
+    bool mem_table = known && m->in_handler
+                     && m->request == VD_REQ_SET_MEM_TABLE;
     struct netdev_vhost_dma *vd = vd_by_vid(vid);
     int txq = queue_id / 2;
-    bool locked;
 
+    if (mem_table) {
+        COVERAGE_INC(vhost_dma_mem_table);
+    }
     if (!vd || queue_id % 2 || txq >= VHOST_DMA_MAX_TXQ) {
-        return;
+        return !mem_table;
     }
-    if (txq >= vd_max_txq(vd)) {
-        /* Enabled after new_device: a guest may add queues later. */
-        atomic_store_relaxed(&vd->max_txq, txq + 1);
+    if (!known) {
+        /* new_device registered vd_msg_ops for this vid, so this does not
+         * happen.  Without the lock context, do nothing that could
+         * deadlock. */
+        VLOG_WARN_RL(&rl, "%s: vring %"PRIu16" %s outside of any vhost-user "
+                     "message", vd->name, queue_id,
+                     enable ? "enabled" : "disabled");
     }
-    /* This callback runs with every virtqueue lock held for SET_MEM_TABLE,
-     * SET_VRING_* and the like, but without any after GET_VRING_BASE: the
-     * '_thread_unsafe' calls tell which by failing in the latter case. */
-    locked = rte_vhost_async_get_inflight_thread_unsafe(vid, queue_id) >= 0;
     if (enable) {
-        vd_register_vq(vd, vid, txq, locked);
-    } else if (vd_inflight(&vd->vqs[txq])) {
+        if (!mem_table && known) {
+            /* A queue the guest set up after new_device. */
+            if (txq >= vd_max_txq(vd)) {
+                atomic_store_relaxed(&vd->max_txq, txq + 1);
+            }
+            if (!vd_register_vq(vd, vid, txq, locked)) {
+                vd_count(&vd->vqs[txq].errors, 1);
+                VLOG_WARN_RL(&rl, "%s: cannot register the async channel of "
+                             "txq %d; using CPU copies", vd->name, txq);
+            }
+        }
+    } else if (vd_inflight(&vd->vqs[txq])
+               || (locked && vd_vhost_inflight(vid, txq, true) > 0)) {
         /* Guest memory may go away when this returns. */
         vd_clear_vq(vd, vid, txq, locked);
     }
+    return !mem_table;
 }
 
 void
 netdev_vhost_dma_destroy_device(int vid)
 {
     struct netdev_vhost_dma *vd = NULL;
-    uint32_t conn;
 
     if (vid >= 0 && vid < VHOST_DMA_MAX_VID) {
         ovs_mutex_lock(&by_vid_mutex);
@@ -594,28 +1051,55 @@ netdev_vhost_dma_destroy_device(int vid)
         return;
     }
 
-    /* No thread polls or submits for this guest after this. */
-    atomic_store_relaxed(&vd->vid, -1);
-    atomic_add_relaxed(&vd->conn, 1, &conn);
+    /* No thread starts a submission or a poll for this guest after this:
+     * deferred work checks 'vid', senders 'registered'.  Once every thread
+     * quiesced, none is still inside one.  (The main thread is quiescent
+     * while it waits for this callback in rte_vhost_driver_unregister(), see
+     * dpdk_vhost_driver_unregister() in netdev-dpdk.) */
+    atomic_store_explicit(&vd->vid, -1, memory_order_release);
+    for (int txq = 0; txq < vd_max_txq(vd); txq++) {
+        atomic_store_explicit(&vd->vqs[txq].registered, false,
+                              memory_order_release);
+    }
     ovsrcu_synchronize();
     ovsrcu_quiesce_start();
 
     for (int txq = 0; txq < vd_max_txq(vd); txq++) {
         struct vhost_dma_vq *vq = &vd->vqs[txq];
-        bool registered;
 
-        atomic_read_relaxed(&vq->registered, &registered);
-        if (!registered) {
-            continue;
+        if (vd_clear_vq(vd, vid, txq, false)) {
+            atomic_store_relaxed(&vq->channels, 0);
         }
-        vd_clear_vq(vd, vid, txq, false);
-        if (rte_vhost_async_channel_unregister(vid, txq * 2)) {
-            vd_count(&vq->errors, 1);
-        }
-        atomic_store_relaxed(&vq->registered, false);
-        atomic_store_relaxed(&vq->channels, 0);
+        /* Fails for a virtqueue that was never registered, harmlessly, and
+         * for one with copies abandoned, which vhost then frees with the
+         * device, or keeps for a guest that only reset it. */
+        rte_vhost_async_channel_unregister(vid, txq * 2);
     }
     vd_unref(vd);
+}
+
+struct netdev_vhost_dma *
+netdev_vhost_dma_teardown_start(struct netdev_vhost_dma *vd)
+{
+    uint32_t orig;
+
+    if (vd) {
+        vd_ref(vd);
+        atomic_add_explicit(&vd->teardowns, 1, &orig, memory_order_release);
+    }
+    return vd;
+}
+
+void
+netdev_vhost_dma_teardown_end(struct netdev_vhost_dma *vd)
+{
+    uint32_t orig;
+
+    if (vd) {
+        atomic_store_relaxed(&vd->teardown_end, time_msec());
+        atomic_sub_explicit(&vd->teardowns, 1, &orig, memory_order_release);
+        vd_unref(vd);
+    }
 }
 
 /* Data path. */
@@ -633,7 +1117,8 @@ netdev_vhost_dma_enabled(const struct netdev_vhost_dma *vd)
 }
 
 /* Copies 'cnt' packets with the CPU; frees them.  Returns the number not
- * delivered. */
+ * delivered, counted as ring full: vhost's CPU copy fails only when the
+ * guest's ring has no room (or the guest disabled it). */
 static int
 vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
             int vid, int txq, struct rte_mbuf **pkts, int cnt)
@@ -654,18 +1139,21 @@ vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
         rte_pktmbuf_free(pkts[i]);
     }
     vd_count(&vq->cpu_packets, sent);
+    vd_count(&vq->ring_full, cnt - sent);
     COVERAGE_ADD(vhost_dma_cpu_copy, sent);
+    COVERAGE_ADD(vhost_dma_ring_full, cnt - sent);
     if (pmd) {
         pmd_dma_count(pmd, PMD_DMA_CPU_FALLBACK, sent);
+        pmd_dma_count(pmd, PMD_DMA_RING_FULL, cnt - sent);
         pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
-                           PMD_DMA_PATH_CPU,
+                           sent ? PMD_DMA_COST_CPU : PMD_DMA_COST_REFUSED,
                            rte_get_tsc_cycles() - start, sent);
     }
     return cnt - sent;
 }
 
-/* Drops 'cnt' packets, counting them as 'why' (PMD_DMA_NO_CHANNEL or
- * PMD_DMA_RING_FULL) in 'vq' and in 'pmd'.  Returns 'cnt'. */
+/* Drops 'cnt' packets, counting them as 'why' (PMD_DMA_RING_FULL or
+ * PMD_DMA_ERRORS) in 'vq' and in 'pmd'.  Returns 'cnt'. */
 static int
 vd_drop(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd,
         enum pmd_dma_counter why, struct rte_mbuf **pkts, int cnt)
@@ -674,12 +1162,11 @@ vd_drop(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd,
         rte_pktmbuf_free(pkts[i]);
     }
     pmd_dma_count(pmd, why, cnt);
-    if (why == PMD_DMA_NO_CHANNEL) {
-        vd_count(&vq->no_channel, cnt);
-        COVERAGE_ADD(vhost_dma_no_channel, cnt);
-    } else {
+    if (why == PMD_DMA_RING_FULL) {
         vd_count(&vq->ring_full, cnt);
         COVERAGE_ADD(vhost_dma_ring_full, cnt);
+    } else {
+        vd_count(&vq->errors, cnt);
     }
     return cnt;
 }
@@ -695,97 +1182,140 @@ vd_below_threshold(struct rte_mbuf **pkts, int cnt, uint32_t threshold)
     return true;
 }
 
-/* Submits 'cnt' packets to channel 'dma_id'.  Returns how many vhost
- * accepted; those belong to vhost until they complete. */
+/* Submits 'cnt' packets to channel 'dma_id' and records the pending
+ * completions in 'dwq'.  The caller holds the txq's 'tx_lock'.  Returns how
+ * many vhost accepted; those belong to vhost until they complete. */
 static int
 vd_submit(struct netdev_vhost_dma *vd, struct dw_queue *dwq,
           struct pmd_dma_thread *pmd, int vid, int txq, int dma_id,
           struct rte_mbuf **pkts, int cnt)
 {
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
     struct vhost_dma_vq *vq = &vd->vqs[txq];
     uint64_t start = rte_get_tsc_cycles();
-    uint64_t orig_channels;
-    uint32_t orig, conn;
+    uint64_t bit = UINT64_C(1) << dma_id;
+    uint64_t submitted, orig;
     uint16_t n;
 
+    /* Published before vhost takes the virtqueue's lock: see the top of
+     * the file. */
+    if (OVS_UNLIKELY(!(vd_read(&vq->channels) & bit))) {
+        atomic_or_relaxed(&vq->channels, bit, &orig);
+    }
+    submitted = vd_seq(&vq->submitted);
+    atomic_store_explicit(&vq->submitted, submitted + cnt,
+                          memory_order_release);
     n = rte_vhost_submit_enqueue_burst(vid, txq * 2, pkts, cnt, dma_id, 0);
+    if (n < cnt) {
+        atomic_store_explicit(&vq->submitted, submitted + n,
+                              memory_order_release);
+    }
     if (n) {
         COVERAGE_ADD(vhost_dma_submit, n);
-        atomic_add_relaxed(&vq->inflight, n, &orig);
-        atomic_or_relaxed(&vq->channels, UINT64_C(1) << dma_id,
-                          &orig_channels);
-        atomic_read_relaxed(&vd->conn, &conn);
-        while (!dw_queue_add(dwq, &vhost_dma_dw_ops, vd,
-                             vd_arg(conn, dma_id, txq), n)) {
-            /* The thread's queue is full: complete these copies now. */
+        pmd_dma_count(pmd, PMD_DMA_SUBMITTED, n);
+        if (!dw_queue_add(dwq, &vhost_dma_dw_ops, vd, txq, n,
+                          submitted + n)) {
+            /* The thread's queue is full: complete these copies now,
+             * within a bound, depending on no other thread.  What is left
+             * completes with the next send to this txq, or when the guest
+             * goes away. */
             COVERAGE_INC(vhost_dma_defer_full);
             pmd_dma_count(pmd, PMD_DMA_FORCED_POLLS, 1);
-            if (!vd_poll(vd, vid, txq, dma_id, 8)) {
-                break;
+            if (!vd_complete_up_to(vd, vid, txq, submitted + n,
+                                   vd_order_wait_ms())) {
+                VLOG_WARN_RL(&rl, "%s: deferred-work queue full and copies "
+                             "of txq %d still in flight", vd->name, txq);
             }
         }
-        pmd_dma_count(pmd, PMD_DMA_SUBMITTED, n);
     }
     if (pmd) {
         /* The packets are counted when their copies complete. */
         pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
-                           PMD_DMA_PATH_DMA,
+                           n ? PMD_DMA_COST_SUBMIT : PMD_DMA_COST_REFUSED,
                            rte_get_tsc_cycles() - start, 0);
     }
     return n;
 }
 
-/* Completes the copies of 'txq' in flight on the channels that the calling
- * thread owns.  If 'wait', keeps at it for up to VHOST_DMA_ORDER_WAIT_MS
- * until nothing of 'txq' is in flight: a thread whose channel was drained
- * copies with the CPU from then on, but only behind the copies it
- * submitted before.  Returns the copies of 'txq' still in flight. */
-static uint32_t
-vd_poll_own(struct netdev_vhost_dma *vd, int vid, int txq, bool wait)
+/* Copies 'cnt' packets of 'txq' with the CPU because the DMA engine is
+ * full (see vd_overflow()), once the copies in flight ahead of them are
+ * complete.  Returns the number not delivered: the CPU copy fails too when
+ * it is the guest's ring that is full. */
+static int
+vd_overflow_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
+                 int vid, int txq, struct rte_mbuf **pkts, int cnt)
 {
     struct vhost_dma_vq *vq = &vd->vqs[txq];
-    long long int deadline = LLONG_MIN;
-    uint64_t channels;
-    uint32_t n;
+    int dropped;
 
-    atomic_read_relaxed(&vq->channels, &channels);
-    channels &= dpdk_dma_thread_owned();
-    for (;;) {
-        for (uint64_t c = channels; c; c = zero_rightmost_1bit(c)) {
-            vd_poll(vd, vid, txq, raw_ctz(c), 8);
-        }
-        n = vd_inflight(vq);
-        if (!n || !channels || !wait) {
-            return n;
-        }
-        if (deadline == LLONG_MIN) {
-            COVERAGE_INC(vhost_dma_order_wait);
-            deadline = time_msec() + VHOST_DMA_ORDER_WAIT_MS;
-        } else if (time_msec() > deadline) {
-            return n;
-        }
+    if (vq->stalled && vd_seq(&vq->completed) == vq->stalled_completed) {
+        /* The engine made no progress since a wait for it timed out:
+         * waiting again would only stall the PMD thread. */
+        return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts, cnt);
     }
+    vq->stalled = false;
+    if (!vd_complete_up_to(vd, vid, txq, vd_seq(&vq->submitted),
+                           vd_order_wait_ms())) {
+        vq->stalled = true;
+        vq->stalled_completed = vd_seq(&vq->completed);
+        return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts, cnt);
+    }
+    dropped = vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
+    vd_count(&vq->overflow, cnt - dropped);
+    COVERAGE_ADD(vhost_dma_overflow, cnt - dropped);
+    return dropped;
 }
 
-/* A thread that is not a PMD thread (the main thread's packet-outs) has no
- * channel and no deferred-work queue.  It may still copy with the CPU once
- * the copies of 'txq' ahead of its packets completed: the PMD threads that
- * own them complete them without waiting for more traffic.  Waits for that
- * at most VHOST_DMA_ORDER_WAIT_MS, yielding the CPU, which the DMA engine
- * may share.  Returns true if nothing is in flight any more. */
+/* Returns true if 'cnt' more copies on 'vq' keep 'vd' within its share of
+ * the mbufs reserved for copies in flight.  Each virtqueue has an equal
+ * share, which holds without looking at the others; beyond it, the sum
+ * over the port's virtqueues decides.  (Senders of different virtqueues
+ * may pass at the same time: the port may exceed the reserve by a burst
+ * per PMD thread, which the mempools' slack covers.) */
 static bool
-vd_non_pmd_wait(const struct vhost_dma_vq *vq)
+vd_within_reserve(const struct netdev_vhost_dma *vd,
+                  const struct vhost_dma_vq *vq, int cnt)
 {
-    long long int deadline = time_msec() + VHOST_DMA_ORDER_WAIT_MS;
+    int n_txq = MAX(vd_max_txq(vd), 1);
+    uint64_t total = cnt;
 
-    COVERAGE_INC(vhost_dma_order_wait);
-    while (vd_inflight(vq)) {
-        if (time_msec() > deadline) {
-            return false;
-        }
-        sched_yield();
+    if (vd_inflight(vq) + cnt <= VHOST_DMA_MBUFS_PER_PORT / n_txq) {
+        return true;
     }
-    return true;
+    for (int txq = 0; txq < n_txq; txq++) {
+        total += vd_inflight(&vd->vqs[txq]);
+    }
+    return total <= VHOST_DMA_MBUFS_PER_PORT;
+}
+
+/* The DMA engine is not keeping up with 'txq': a submission was refused
+ * even after a harvest, and either the engine has fewer than
+ * VHOST_DMA_ENGINE_ROOM descriptors free or at least as many copies of
+ * 'txq' are in flight (they hold the guest's ring until they complete).
+ * The CPU could still deliver the packets, so rather than drop them, 'txq'
+ * switches to CPU copies for a while, once what is in flight completed
+ * (the order is kept).  (With few copies in flight and room in the engine,
+ * it is the guest that does not take its packets: a CPU copy would fail
+ * too, so those are dropped as 'ring_full' and nothing switches.)  The
+ * period doubles each time the engine overflows again soon after the
+ * previous one ended, from VHOST_DMA_OVERFLOW_MIN_US up to
+ * VHOST_DMA_OVERFLOW_MAX_US, and starts over once DMA ran without overflow
+ * for four periods: at a load the engine does not sustain, the queue
+ * settles on the CPU with a short DMA try now and then, and at one it
+ * sustains, on DMA.  The holder of the txq's 'tx_lock' calls this. */
+static void
+vd_overflow(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd)
+{
+    uint64_t now = rte_get_tsc_cycles();
+    uint64_t us = rte_get_tsc_hz() / 1000000;
+
+    if (!vq->backoff || now - vq->dma_since > 4 * vq->backoff) {
+        vq->backoff = VHOST_DMA_OVERFLOW_MIN_US * us;
+    } else {
+        vq->backoff = MIN(2 * vq->backoff, VHOST_DMA_OVERFLOW_MAX_US * us);
+    }
+    vq->cpu_until = now + vq->backoff;
+    pmd_dma_count(pmd, PMD_DMA_OVERFLOWS, 1);
 }
 
 int
@@ -797,7 +1327,6 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
     struct pmd_dma_thread *pmd = pmd_dma_current();
     struct vhost_dma_vq *vq;
     uint32_t threshold;
-    bool registered;
     int dma_id = -1;
     int sent;
 
@@ -808,9 +1337,14 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
     ovs_assert(txq < VHOST_DMA_MAX_TXQ);
     vq = &vd->vqs[txq];
 
-    atomic_read_relaxed(&vq->registered, &registered);
-    if (dwq && registered && vd->mode != VHOST_DMA_OFF) {
-        /* A device on the PMD thread's NUMA node, preferably. */
+    if (OVS_UNLIKELY(vd_flag(&vq->wedged))) {
+        /* Copies abandoned on this virtqueue may never complete: nothing
+         * can be delivered in order behind them. */
+        return vd_drop(vq, pmd, PMD_DMA_ERRORS, pkts, cnt);
+    }
+    if (dwq && vd_flag(&vq->registered) && vd->mode != VHOST_DMA_OFF) {
+        /* A device on the PMD thread's NUMA node, preferably, shared with
+         * other threads if there are not enough. */
         dma_id = dpdk_dma_thread_get_channel(
             vd->mode == VHOST_DMA_LIST ? vd->allowed : 0,
             pmd_dma_numa_id(pmd));
@@ -818,32 +1352,52 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
     }
     atomic_read_relaxed(&vd->threshold, &threshold);
     if (dma_id < 0 || vd_below_threshold(pkts, cnt, threshold)) {
-        /* The CPU copy is order-safe only if nothing of this virtqueue is
-         * in flight: complete what this thread can first. */
-        bool idle = !vd_inflight(vq)
-                    || (dwq ? !vd_poll_own(vd, vid, txq, dma_id < 0)
-                            : vd_non_pmd_wait(vq));
+        /* The CPU copy is order-safe only if nothing of this virtqueue is in
+         * flight.  With no channel there is no other way: complete what is
+         * in flight first, waiting a little if need be.  Short packets may
+         * as well go through DMA behind copies in flight. */
+        uint64_t mark = vd_seq(&vq->submitted);
+        bool idle = vd_complete_up_to(vd, vid, txq, mark,
+                                      dma_id < 0 ? vd_order_wait_ms() : 0);
 
         if (dma_id < 0) {
+            int dropped;
+
             if (!idle) {
-                /* Copies of another thread, or of a channel this thread
-                 * cannot poll, are ahead of these packets: a CPU copy would
-                 * overtake them. */
-                VLOG_INFO_RL(&rl, "%s: txq %d: no DMA channel and copies in "
-                             "flight: dropping %d packets", vd->name, txq,
-                             cnt);
-                return vd_drop(vq, pmd, PMD_DMA_NO_CHANNEL, pkts, cnt);
+                /* The copies ahead did not complete in time: a stuck
+                 * engine.  A CPU copy would overtake them. */
+                VLOG_WARN_RL(&rl, "%s: txq %d: no DMA channel and copies "
+                             "in flight did not complete: dropping %d "
+                             "packets", vd->name, txq, cnt);
+                return vd_drop(vq, pmd, PMD_DMA_ERRORS, pkts, cnt);
             }
-            vd_count(&vq->no_channel, cnt);
-            COVERAGE_ADD(vhost_dma_no_channel, cnt);
-            return vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
+            dropped = vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
+            vd_count(&vq->no_channel, cnt - dropped);
+            pmd_dma_count(pmd, PMD_DMA_NO_CHANNEL, cnt - dropped);
+            COVERAGE_ADD(vhost_dma_no_channel, cnt - dropped);
+            return dropped;
         }
         if (idle) {
             return vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
         }
-        /* Short packets behind copies in flight go through DMA too. */
     }
 
+    if (OVS_UNLIKELY(vq->cpu_until)) {
+        uint64_t now = rte_get_tsc_cycles();
+
+        if (now < vq->cpu_until) {
+            return vd_overflow_send(vd, pmd, vid, txq, pkts, cnt);
+        }
+        vq->cpu_until = 0;
+        vq->dma_since = now;
+    }
+    if (OVS_UNLIKELY(!vd_within_reserve(vd, vq, cnt))) {
+        /* As many packets wait for their copies as the mempools have room
+         * for: more would starve the ports that receive. */
+        COVERAGE_INC(vhost_dma_reserve_full);
+        vd_overflow(vq, pmd);
+        return vd_overflow_send(vd, pmd, vid, txq, pkts, cnt);
+    }
     sent = vd_submit(vd, dwq, pmd, vid, txq, dma_id, pkts, cnt);
     if (sent < cnt) {
         /* The DMA ring or the virtqueue is full: harvest what is done and
@@ -853,8 +1407,16 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
                           cnt - sent);
     }
     if (sent < cnt) {
-        return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts + sent,
-                       cnt - sent);
+        if (vd_inflight(vq) < VHOST_DMA_ENGINE_ROOM
+            && dpdk_dma_free_descriptors(dma_id) >= VHOST_DMA_ENGINE_ROOM) {
+            /* Few copies hold the guest's ring and the engine has room:
+             * the guest's ring is full of packets the guest did not take
+             * yet, and a CPU copy would fail as well. */
+            return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts + sent,
+                           cnt - sent);
+        }
+        vd_overflow(vq, pmd);
+        return vd_overflow_send(vd, pmd, vid, txq, pkts + sent, cnt - sent);
     }
     return 0;
 }
@@ -868,11 +1430,14 @@ netdev_vhost_dma_get_custom_stats(const struct netdev_vhost_dma *vd,
     static const char *names[] = {
         "tx_dma_packets", "tx_dma_bytes", "tx_cpu_packets",
         "tx_dma_inflight", "tx_dma_ring_full", "tx_dma_no_channel",
-        "tx_dma_cleared", "tx_dma_errors",
+        "tx_dma_cleared", "tx_dma_errors", "tx_dma_overflow",
     };
     uint64_t values[ARRAY_SIZE(names)] = { 0 };
 
-    if (!vd) {
+    /* With tx-dma off the socket is not registered for async copies, the
+     * counters are not reset for a new guest connection, and they would
+     * describe an earlier one: the port shows none. */
+    if (!netdev_vhost_dma_enabled(vd)) {
         return;
     }
     for (int txq = 0; txq < vd_max_txq(vd); txq++) {
@@ -886,6 +1451,7 @@ netdev_vhost_dma_get_custom_stats(const struct netdev_vhost_dma *vd,
         values[5] += vd_read(&vq->no_channel);
         values[6] += vd_read(&vq->cleared);
         values[7] += vd_read(&vq->errors);
+        values[8] += vd_read(&vq->overflow);
     }
     stats->counters = xrealloc(stats->counters,
                                (stats->size + ARRAY_SIZE(names))

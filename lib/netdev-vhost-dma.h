@@ -28,20 +28,25 @@
  * about DMA lives here: netdev-dpdk only calls in.
  *
  * Sending: netdev_vhost_dma_send() submits the copies of a burst to the
- * calling PMD thread's DMA channel and records the pending completions in
- * the thread's deferred-work queue (lib/deferred-work.h), which the PMD
- * thread polls between Rx bursts.  The poll writes the used ring, notifies
- * the guest and frees the mbufs.  Packets go through the CPU instead
+ * calling PMD thread's DMA channel (its own, or one it shares when PMD
+ * threads outnumber devices) and records the pending completions in the
+ * thread's deferred-work queue (lib/deferred-work.h), which the PMD thread
+ * polls between Rx bursts.  The poll writes the used ring, notifies the
+ * guest and frees the mbufs.  Packets go through the CPU instead
  * (rte_vhost_enqueue_burst) when they are shorter than 'tx-dma-threshold',
- * or when the thread has no channel, but only if the virtqueue has no DMA
- * copy in flight: mixing would reorder an in-order ring.
+ * when the thread has no channel, or for a while after the engine
+ * overflowed, but only once the virtqueue has no DMA copy in flight:
+ * mixing would reorder an in-order ring.  Several threads may send to one
+ * virtqueue (under the txq's lock); each waits only for its own copies,
+ * and any of them may complete the virtqueue's copies on any channel.
  *
  * Lifecycle: the vhost callbacks register the async channels of the
- * guest's Rx virtqueues and, before guest memory can go away (vring
- * disable, SET_MEM_TABLE, destroy), finish or clear the copies in flight.
- * Deferred work items name a port, a txq, a channel and the guest
- * connection they belong to, so work of an old connection (vids are reused)
- * is recognized and dropped from the queue.
+ * guest's Rx virtqueues (also of queues enabled after new_device) and,
+ * before guest memory can go away (vring disable, SET_MEM_TABLE, destroy),
+ * finish or clear the copies in flight, within a bound; copies of a stuck
+ * engine are abandoned and the engine taken out of service.  Deferred work
+ * names a port, a txq and the number of its thread's last copy there; work
+ * of a guest that went away (vids are reused) is dropped from the queue.
  *
  * Thread-safety: the configuration functions run in the main thread, the
  * callbacks in DPDK's vhost thread, netdev_vhost_dma_send() in the thread
@@ -73,17 +78,48 @@ void netdev_vhost_dma_socket_registered(struct netdev_vhost_dma *,
                                         uint64_t flags);
 void netdev_vhost_dma_destroy(struct netdev_vhost_dma *);
 
+/* Before the socket of a port is unregistered: waits until DPDK's vhost
+ * thread finished tearing down a connection of the port (see
+ * destroy_device below), quiescent meanwhile. */
+void netdev_vhost_dma_wait_teardown(struct netdev_vhost_dma *);
+
 /* Returns how many mbufs the DMA-enabled ports may hold in flight at most,
  * to be added to the size of mempools created now: the mbufs of packets
  * whose copies are in flight come from the mempools of the ports they were
  * received on. */
 uint32_t netdev_vhost_dma_mbufs_in_flight(void);
 
-/* vhost callbacks. */
+/* vhost callbacks, in DPDK's vhost thread (destroy_device also in the
+ * thread that unregisters a socket).
+ *
+ * netdev_vhost_dma_new_device() is called by new_device before netdev-dpdk
+ * publishes the guest's vid to the threads that send: it starts the
+ * port's statistics afresh, as vhost does, and registers the async
+ * channels the guest's queues are ready for.
+ *
+ * netdev_vhost_dma_vring_state_changed() must be called before the event
+ * is handed to any other thread: when it returns, guest memory may go
+ * away.  It returns false for the notifications that DPDK makes up around a
+ * SET_MEM_TABLE on async sockets (every vring disabled, then enabled,
+ * whatever the guest asked for): the caller must ignore those.
+ *
+ * netdev_vhost_dma_destroy_device() must be called for every
+ * destroy_device, once no thread sends to 'vid' any more, whether
+ * netdev-dpdk still knows the port or not (it is being deleted): it
+ * finishes or clears the copies in flight.  It waits for every thread to
+ * quiesce (RCU).
+ *
+ * destroy_device brackets its work with netdev_vhost_dma_teardown_start(),
+ * given the port it found (or NULL), and netdev_vhost_dma_teardown_end(),
+ * given what the former returned, so that netdev_vhost_dma_wait_teardown()
+ * can keep a socket registered until its connection is torn down. */
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);
-void netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id,
+bool netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id,
                                           int enable);
 void netdev_vhost_dma_destroy_device(int vid);
+struct netdev_vhost_dma *netdev_vhost_dma_teardown_start(
+    struct netdev_vhost_dma *);
+void netdev_vhost_dma_teardown_end(struct netdev_vhost_dma *);
 
 /* Data path. */
 bool netdev_vhost_dma_enabled(const struct netdev_vhost_dma *);
