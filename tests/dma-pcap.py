@@ -12,14 +12,17 @@
         loss, duplication or corruption is visible.
     dma-pcap.py empty OUT.pcap
         Writes a pcap with no packets (an rx_pcap for net_pcap).
-    dma-pcap.py send IFACE IN.pcap [--pps N]
+    dma-pcap.py send IFACE IN.pcap [--pps N] [--burst B] [--loop]
         Sends every frame of IN.pcap out of IFACE (AF_PACKET), paced at N
-        frames per second.
+        frames per second, B frames back to back at a time (default 1);
+        with --loop, again and again until it is killed.
     dma-pcap.py compare SENT.pcap RECEIVED.pcap
         Succeeds if RECEIVED holds exactly the frames of SENT, byte for byte
         and in the same order; otherwise says where they first differ.
     dma-pcap.py count FILE.pcap
         Prints the number of frames in FILE.pcap.
+    dma-pcap.py bytes FILE.pcap
+        Prints the number of bytes of the frames in FILE.pcap.
     dma-pcap.py hex FILE.pcap
         Prints each frame of FILE.pcap in hex, one per line (for
         'ovs-ofctl packet-out').
@@ -125,18 +128,33 @@ def cmd_empty(args):
     write_pcap(args.out, [])
 
 
+# How late (seconds) the sender may fall behind its schedule and catch up.
+CATCH_UP = 0.002
+
+
 def cmd_send(args):
     frames = read_pcap(args.pcap)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((args.iface, 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     start = time.monotonic()
-    for i, frame in enumerate(frames):
-        due = start + i / args.pps
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        s.send(frame)
+    i = 0
+    while True:
+        for frame in frames:
+            due = start + (i - i % args.burst) / args.pps
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -CATCH_UP:
+                # Descheduled for a while (the guest busy-polls the same
+                # core): go on at the rate from now on instead of sending
+                # the backlog at once, a burst that the receiving
+                # net_pcap port's kernel buffer might not hold.
+                start -= delay
+            s.send(frame)
+            i += 1
+        if not args.loop:
+            break
     s.close()
 
 
@@ -188,6 +206,10 @@ def cmd_count(args):
     print(len(read_pcap(args.pcap)))
 
 
+def cmd_bytes(args):
+    print(sum(len(frame) for frame in read_pcap(args.pcap)))
+
+
 def cmd_hex(args):
     for frame in read_pcap(args.pcap):
         print(frame.hex())
@@ -220,6 +242,9 @@ def main():
     p.add_argument('iface')
     p.add_argument('pcap')
     p.add_argument('--pps', type=float, default=20000)
+    p.add_argument('--burst', type=int, default=1)
+    p.add_argument('--loop', action='store_true',
+                   help='send the frames again and again until killed')
     p.set_defaults(func=cmd_send)
     p = sub.add_parser('compare')
     p.add_argument('sent')
@@ -239,6 +264,9 @@ def main():
     p = sub.add_parser('count')
     p.add_argument('pcap')
     p.set_defaults(func=cmd_count)
+    p = sub.add_parser('bytes')
+    p.add_argument('pcap')
+    p.set_defaults(func=cmd_bytes)
     args = parser.parse_args()
     return args.func(args) or 0
 

@@ -11,21 +11,50 @@ DMA_TESTSUITE_AT = \
 	tests/dma-unit.at \
 	tests/dma-system-vhost.at \
 	tests/dma-system-devices.at \
-	tests/dma-system-dma.at
+	tests/dma-system-dma.at \
+	tests/dma-system-lifecycle.at \
+	tests/dma-system-overflow.at \
+	tests/dma-soak.at
 DMA_TESTSUITE = $(srcdir)/tests/dma-testsuite
 
 EXTRA_DIST += $(DMA_TESTSUITE_AT) $(DMA_TESTSUITE) \
-	tests/dma-pcap.py tests/dma-summary.sh
+	tests/dma-pcap.py tests/dma-summary.sh tests/dma-soak.sh \
+	tests/dma-freeze-thread.py tests/vhost-user-guest.py
 
-tests_ovstest_SOURCES += tests/test-deferred-work.c
+tests_ovstest_SOURCES += tests/test-deferred-work.c tests/test-pmd-dma.c \
+	tests/test-dpdk-dma.c
 
 $(DMA_TESTSUITE): package.m4 $(DMA_TESTSUITE_AT) $(COMMON_MACROS_AT) \
 		tests/system-dpdk-macros.at
 	$(AM_V_GEN)$(AUTOTEST) -I '$(srcdir)' -o $@.tmp $@.at
 	$(AM_V_at)mv $@.tmp $@
 
-check-dma: all $(DMA_TESTSUITE) tests/atconfig tests/atlocal
+# Open vSwitch's own tests that cover what upstream/ patches: dpif-netdev
+# (PMD threads, reloads, sleep, netdev-dummy) and the pmd keyword; they
+# run, counted in the closing line, when no TESTSUITEFLAGS select tests of
+# ours.
+DMA_UPSTREAM_TESTSUITEFLAGS = -j2 -k dpif-netdev -k pmd
+
+check-dma: all $(DMA_TESTSUITE) $(TESTSUITE) tests/atconfig tests/atlocal
+	@rm -f tests/testsuite.log
 	@$(SHELL) '$(srcdir)/tests/dma-summary.sh' tests/dma-testsuite.out \
-	    $(SHELL) '$(DMA_TESTSUITE)' -C tests \
-	    AUTOTEST_PATH='$(AUTOTEST_PATH)' -j1 $(TESTSUITEFLAGS)
+	    tests/dma-testsuite.log,tests/testsuite.log \
+	    $(SHELL) -c '\
+	    $(SHELL) "$(DMA_TESTSUITE)" -C tests \
+	        AUTOTEST_PATH="$(AUTOTEST_PATH)" -j1 $(TESTSUITEFLAGS); \
+	    rc=$$?; \
+	    if test -z "$(TESTSUITEFLAGS)"; then \
+	        echo "Open vSwitch tests of what upstream/ patches:"; \
+	        $(SHELL) "$(TESTSUITE)" -C tests \
+	            AUTOTEST_PATH="$(AUTOTEST_PATH)" \
+	            $(DMA_UPSTREAM_TESTSUITEFLAGS) || rc=1; \
+	    fi; \
+	    exit $$rc'
 .PHONY: check-dma
+
+# The fault campaign alone, with the full counts: see tests/dma-soak.sh.
+# SOAKFLAGS=--quick runs what the whole suite runs.
+check-soak: all $(DMA_TESTSUITE) tests/atconfig tests/atlocal
+	@AUTOTEST_PATH="$(AUTOTEST_PATH)" \
+	    $(SHELL) '$(srcdir)/tests/dma-soak.sh' $(SOAKFLAGS)
+.PHONY: check-soak

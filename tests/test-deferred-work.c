@@ -32,10 +32,14 @@
 
 /* A source of work that completes 'per_poll' units per poll ('per_drain'
  * when draining) of each of its queues (an item's 'arg' is a queue index)
- * and counts references and polls. */
+ * and counts references and polls.  The mark of an addition is the number
+ * of units added to the queue so far, and a poll remembers the mark it was
+ * given. */
 #define FAKE_N_QUEUES 2
 struct fake {
     unsigned int pending[FAKE_N_QUEUES];
+    uint64_t added[FAKE_N_QUEUES];
+    uint64_t polled_mark;
     unsigned int per_poll;
     unsigned int per_drain;
     unsigned int polls;
@@ -43,12 +47,13 @@ struct fake {
 };
 
 static unsigned int
-fake_poll(void *obj, uint32_t arg, bool drain)
+fake_poll(void *obj, uint32_t arg, uint64_t mark, bool drain)
 {
     struct fake *f = obj;
     unsigned int n = MIN(f->pending[arg], drain ? f->per_drain : f->per_poll);
 
     f->polls++;
+    f->polled_mark = mark;
     f->pending[arg] -= n;
     return f->pending[arg];
 }
@@ -86,11 +91,13 @@ static void
 fake_add(struct dw_queue *q, struct fake *f, uint32_t arg, unsigned int n)
 {
     f->pending[arg] += n;
-    CHECK_EQ(dw_queue_add(q, &fake_ops, f, arg, n), true);
+    f->added[arg] += n;
+    CHECK_EQ(dw_queue_add(q, &fake_ops, f, arg, n, f->added[arg]), true);
 }
 
-/* Work for one source coalesces into one item, which holds one reference
- * and goes away when its work is done. */
+/* Work for one source coalesces into one item, which holds one reference,
+ * is polled with the mark of the latest addition and goes away when its
+ * work is done. */
 static void
 test_coalesce(struct ovs_cmdl_context *ctx OVS_UNUSED)
 {
@@ -105,6 +112,7 @@ test_coalesce(struct ovs_cmdl_context *ctx OVS_UNUSED)
     CHECK_EQ(f.refs, 1);
 
     CHECK_EQ(dw_queue_poll(q, 8), 1);       /* 8 - 3 */
+    CHECK_EQ(f.polled_mark, 8);
     CHECK_EQ(dw_queue_n_pending(q), 5);
     dw_queue_get_stats(q, &s);
     CHECK_EQ(s.items, 1);
@@ -127,6 +135,40 @@ test_coalesce(struct ovs_cmdl_context *ctx OVS_UNUSED)
     printf("coalesce: ok\n");
 }
 
+/* Two owners share a source whose marks cover each other's work (two PMD
+ * threads sending to one virtqueue): each owner's queue counts only what
+ * it added, never the other's work that its poll also reports. */
+static void
+test_shared_mark(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    struct dw_queue *q1 = dw_queue_create(4);
+    struct dw_queue *q2 = dw_queue_create(4);
+    struct fake f = { .per_poll = 0, .per_drain = 0 };
+
+    /* 3 units by the first owner, then 5 by the second: a poll with the
+     * second's mark reports all 8 as pending. */
+    f.pending[0] = 3;
+    CHECK_EQ(dw_queue_add(q1, &fake_ops, &f, 0, 3, 3), true);
+    f.pending[0] = 8;
+    CHECK_EQ(dw_queue_add(q2, &fake_ops, &f, 0, 5, 8), true);
+    CHECK_EQ(dw_queue_poll(q1, 8), 1);
+    CHECK_EQ(dw_queue_poll(q2, 8), 1);
+    CHECK_EQ(dw_queue_n_pending(q1), 3);
+    CHECK_EQ(dw_queue_n_pending(q2), 5);
+
+    /* 4 complete: the second owner's item still counts at most its own. */
+    f.pending[0] = 4;
+    CHECK_EQ(dw_queue_poll(q2, 8), 1);
+    CHECK_EQ(dw_queue_n_pending(q2), 4);
+    f.pending[0] = 0;
+    CHECK_EQ(dw_queue_poll(q1, 8), 0);
+    CHECK_EQ(dw_queue_poll(q2, 8), 0);
+    CHECK_EQ(f.refs, 0);
+    dw_queue_destroy(q1);
+    dw_queue_destroy(q2);
+    printf("shared-mark: ok\n");
+}
+
 /* A full queue refuses new sources, never drops work, and still takes work
  * for sources it has. */
 static void
@@ -138,13 +180,13 @@ test_full(struct ovs_cmdl_context *ctx OVS_UNUSED)
 
     fake_add(q, &f[0], 0, 1);
     fake_add(q, &f[1], 0, 1);
-    CHECK_EQ(dw_queue_add(q, &fake_ops, &f[2], 0, 1), false);
+    CHECK_EQ(dw_queue_add(q, &fake_ops, &f[2], 0, 1, 1), false);
     CHECK_EQ(f[2].refs, 0);
     fake_add(q, &f[1], 0, 1);               /* Coalesces: accepted. */
     CHECK_EQ(dw_queue_n_items(q), 2);
 
     /* The same object with another 'arg' is another source. */
-    CHECK_EQ(dw_queue_add(q, &fake_ops, &f[0], 1, 1), false);
+    CHECK_EQ(dw_queue_add(q, &fake_ops, &f[0], 1, 1, 1), false);
 
     dw_queue_get_stats(q, &s);
     CHECK_EQ(s.full, 2);
@@ -244,6 +286,7 @@ test_current(struct ovs_cmdl_context *ctx OVS_UNUSED)
 
 static const struct ovs_cmdl_command commands[] = {
     {"coalesce", NULL, 0, 0, test_coalesce, OVS_RO},
+    {"shared-mark", NULL, 0, 0, test_shared_mark, OVS_RO},
     {"full", NULL, 0, 0, test_full, OVS_RO},
     {"round-robin", NULL, 0, 0, test_round_robin, OVS_RO},
     {"drain-deadline", NULL, 0, 0, test_drain_deadline, OVS_RO},

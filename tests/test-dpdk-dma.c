@@ -1,0 +1,304 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-dma authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Unit tests of the DMA device pool (lib/dpdk-dma.c), run by
+ * tests/dma-unit.at: device lists and how devices are assigned to threads.
+ * DPDK runs in this process, without hugepages, with two dma_skeleton
+ * devices; the test's threads play PMD threads. */
+
+#define ALLOW_EXPERIMENTAL_API 1
+
+#include <config.h>
+#undef NDEBUG
+
+#include "dpdk-dma.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_dmadev.h>
+#include <rte_eal.h>
+
+#include "command-line.h"
+#include "openvswitch/vlog.h"
+#include "ovs-thread.h"
+#include "ovstest.h"
+#include "smap.h"
+#include "util.h"
+
+static int dev0, dev1;          /* dev_ids of dma_skeleton0 and 1. */
+
+static void
+init_dpdk(void)
+{
+    char *args[] = {
+        "ovstest", "--no-pci", "--no-huge", "--no-shconf", "-m", "128",
+        "--iova-mode=va", "-l", "0", "--log-level=*:error",
+        "--vdev=dma_skeleton0,lcore=0", "--vdev=dma_skeleton1,lcore=0",
+    };
+    struct smap config = SMAP_INITIALIZER(&config);
+
+    if (rte_eal_init(ARRAY_SIZE(args), args) < 0) {
+        ovs_fatal(0, "rte_eal_init failed");
+    }
+    dpdk_dma_init();
+    smap_add(&config, "dma-ring-size", "64");
+    dpdk_dma_set_config(&config);
+    smap_destroy(&config);
+    dev0 = rte_dma_get_dev_id_by_name("dma_skeleton0");
+    dev1 = rte_dma_get_dev_id_by_name("dma_skeleton1");
+    ovs_assert(dev0 >= 0 && dev1 >= 0 && dev0 != dev1);
+}
+
+static void
+check_list(const char *list, uint64_t expected_mask,
+           const char *expected_error)
+{
+    uint64_t mask = UINT64_MAX;
+    char *error = dpdk_dma_parse_list(list, &mask);
+
+    if (!nullable_string_is_equal(error, expected_error)
+        || mask != expected_mask) {
+        ovs_fatal(0, "'%s': got mask %#"PRIx64" and error '%s', expected "
+                  "%#"PRIx64" and '%s'", list, mask,
+                  error ? error : "(none)", expected_mask,
+                  expected_error ? expected_error : "(none)");
+    }
+    free(error);
+}
+
+/* tx-dma lists: names separated by single commas, each a device DPDK
+ * knows, none twice; the exact messages land in the Interface's 'error'
+ * column. */
+static void
+test_lists(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    uint64_t both;
+
+    init_dpdk();
+    both = (UINT64_C(1) << dev0) | (UINT64_C(1) << dev1);
+    check_list("dma_skeleton0,dma_skeleton1", both, NULL);
+    check_list("dma_skeleton1", UINT64_C(1) << dev1, NULL);
+    check_list("dma_skeleton0,,dma_skeleton1", 0,
+               "malformed list of DMA devices 'dma_skeleton0,,dma_skeleton1'"
+               ": expected device names separated by commas");
+    check_list("dma_skeleton0,", 0,
+               "malformed list of DMA devices 'dma_skeleton0,': expected "
+               "device names separated by commas");
+    check_list("dma_skeleton0 dma_skeleton1", 0,
+               "malformed list of DMA devices 'dma_skeleton0 dma_skeleton1'"
+               ": expected device names separated by commas");
+    check_list("dma_nonexistent", 0, "unknown DMA device 'dma_nonexistent'");
+    check_list("dma_skeleton1,dma_skeleton1", 0,
+               "DMA device 'dma_skeleton1' is listed twice");
+    printf("lists: ok\n");
+}
+
+/* A second thread, which claims a device on request and stays alive (it
+ * keeps its devices) until told to exit. */
+struct helper {
+    struct ovs_mutex mutex;
+    pthread_cond_t cond;
+    int numa_id;                    /* The thread's NUMA node. */
+    uint64_t allowed OVS_GUARDED;   /* What to claim... */
+    bool request OVS_GUARDED;       /* ...when this is set. */
+    bool exit OVS_GUARDED;
+    int dev OVS_GUARDED;            /* Result. */
+    uint64_t owned OVS_GUARDED;
+};
+
+static void *
+helper_main(void *h_)
+{
+    struct helper *h = h_;
+
+    ovs_mutex_lock(&h->mutex);
+    while (!h->exit) {
+        if (h->request) {
+            h->dev = dpdk_dma_thread_get_channel(h->allowed, h->numa_id);
+            h->owned = dpdk_dma_thread_owned();
+            h->request = false;
+            xpthread_cond_broadcast(&h->cond);
+        }
+        ovs_mutex_cond_wait(&h->cond, &h->mutex);
+    }
+    ovs_mutex_unlock(&h->mutex);
+    return NULL;
+}
+
+static int
+helper_claim(struct helper *h, uint64_t allowed, uint64_t *owned)
+{
+    int dev;
+
+    ovs_mutex_lock(&h->mutex);
+    h->allowed = allowed;
+    h->request = true;
+    xpthread_cond_broadcast(&h->cond);
+    while (h->request) {
+        ovs_mutex_cond_wait(&h->cond, &h->mutex);
+    }
+    dev = h->dev;
+    *owned = h->owned;
+    ovs_mutex_unlock(&h->mutex);
+    return dev;
+}
+
+static void
+helper_start(struct helper *h, int numa_id, pthread_t *thread)
+{
+    memset(h, 0, sizeof *h);
+    h->dev = -1;
+    h->numa_id = numa_id;
+    ovs_mutex_init(&h->mutex);
+    xpthread_cond_init(&h->cond, NULL);
+    *thread = ovs_thread_create("helper", helper_main, h);
+}
+
+static void
+helper_stop(struct helper *h, pthread_t thread)
+{
+    ovs_mutex_lock(&h->mutex);
+    h->exit = true;
+    xpthread_cond_broadcast(&h->cond);
+    ovs_mutex_unlock(&h->mutex);
+    xpthread_join(thread, NULL);
+    ovs_mutex_destroy(&h->mutex);
+    xpthread_cond_destroy(&h->cond);
+}
+
+static uint64_t
+bit(int dev)
+{
+    return UINT64_C(1) << dev;
+}
+
+/* Device assignment: a free device first, then sharing; a list restricts
+ * the choice, also to a device another thread has; a drained device is
+ * let go for another one and is not taken back when it returns. */
+static void
+test_assignment(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    struct helper h;
+    pthread_t thread;
+    uint64_t owned;
+    int mine, other;
+    char *error;
+
+    init_dpdk();
+    helper_start(&h, -1, &thread);
+
+    /* Two threads, two devices: one each. */
+    mine = dpdk_dma_thread_get_channel(0, -1);
+    ovs_assert(mine == dev0 || mine == dev1);
+    other = helper_claim(&h, 0, &owned);
+    ovs_assert(other >= 0 && other != mine && owned == bit(other));
+
+    /* Asked for the device the first thread has, the helper shares it. */
+    ovs_assert(helper_claim(&h, bit(mine), &owned) == mine);
+    ovs_assert(owned == (bit(mine) | bit(other)));
+
+    /* The first thread's device is drained: it shares the other one and
+     * lets the drained one go. */
+    ovs_assert(dpdk_dma_thread_get_channel(0, -1) == mine);
+    error = dpdk_dma_set_drained(mine == dev0 ? "dma_skeleton0"
+                                              : "dma_skeleton1", true);
+    ovs_assert(!error);
+    ovs_assert(dpdk_dma_thread_get_channel(0, -1) == other);
+    ovs_assert(dpdk_dma_thread_owned() == bit(other));
+
+    /* Only the drained device fits a list: nothing, and CPU copies. */
+    ovs_assert(dpdk_dma_thread_get_channel(bit(mine), -1) == -1);
+
+    /* Back in service: the thread keeps the one device it has. */
+    error = dpdk_dma_set_drained(mine == dev0 ? "dma_skeleton0"
+                                              : "dma_skeleton1", false);
+    ovs_assert(!error);
+    ovs_assert(dpdk_dma_thread_get_channel(0, -1) == other);
+    ovs_assert(dpdk_dma_thread_owned() == bit(other));
+
+    /* Errors of the drain command. */
+    error = dpdk_dma_set_drained("dma_nonexistent", true);
+    ovs_assert(error && !strcmp(error, "no such DMA device"));
+    free(error);
+
+    helper_stop(&h, thread);
+    dpdk_dma_thread_release();
+    ovs_assert(!dpdk_dma_thread_owned());
+    printf("assignment: ok\n");
+}
+
+/* NUMA preference: a free device before a shared one, and among devices
+ * with as many users, one on the thread's node, whatever the dev_ids.
+ * DPDK reports no NUMA node for virtual devices, so the test says which
+ * node each is on (dpdk_dma_set_numa_id()). */
+static void
+test_numa(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    struct helper a, b;
+    pthread_t ta, tb;
+    uint64_t owned;
+    char *error;
+
+    init_dpdk();
+    ovs_assert(dev1 > dev0);
+    ovs_assert(!dpdk_dma_set_numa_id("dma_skeleton0", 1));
+    ovs_assert(!dpdk_dma_set_numa_id("dma_skeleton1", 0));
+    error = dpdk_dma_set_numa_id("dma_nonexistent", 0);
+    ovs_assert(error && !strcmp(error, "no such DMA device"));
+    free(error);
+
+    /* The local device, although the other one comes first. */
+    ovs_assert(dpdk_dma_thread_get_channel(0, 0) == dev1);
+    /* A free device, even on another node, before a shared local one. */
+    helper_start(&a, 0, &ta);
+    ovs_assert(helper_claim(&a, 0, &owned) == dev0);
+    /* One user each: the local one is shared... */
+    helper_start(&b, 0, &tb);
+    ovs_assert(helper_claim(&b, 0, &owned) == dev1 && owned == bit(dev1));
+    helper_stop(&b, tb);
+    /* ...and for a thread on node 1, the one on node 1. */
+    helper_start(&b, 1, &tb);
+    ovs_assert(helper_claim(&b, 0, &owned) == dev0 && owned == bit(dev0));
+    helper_stop(&b, tb);
+
+    helper_stop(&a, ta);
+    dpdk_dma_thread_release();
+    printf("numa: ok\n");
+}
+
+static const struct ovs_cmdl_command commands[] = {
+    {"lists", NULL, 0, 0, test_lists, OVS_RO},
+    {"assignment", NULL, 0, 0, test_assignment, OVS_RO},
+    {"numa", NULL, 0, 0, test_numa, OVS_RO},
+    {NULL, NULL, 0, 0, NULL, OVS_RO},
+};
+
+static void
+test_dpdk_dma_main(int argc, char *argv[])
+{
+    struct ovs_cmdl_context ctx = {
+        .argc = argc - 1,
+        .argv = argv + 1,
+    };
+
+    set_program_name(argv[0]);
+    vlog_set_levels(NULL, VLF_ANY_DESTINATION, VLL_OFF);
+    ovs_cmdl_run_command(&ctx, commands);
+}
+
+OVSTEST_REGISTER("test-dpdk-dma", test_dpdk_dma_main);
