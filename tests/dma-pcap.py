@@ -15,7 +15,11 @@
     dma-pcap.py send IFACE IN.pcap [--pps N] [--burst B] [--loop]
         Sends every frame of IN.pcap out of IFACE (AF_PACKET), paced at N
         frames per second, B frames back to back at a time (default 1);
-        with --loop, again and again until it is killed.
+        with --loop, again and again until it is killed.  If the
+        environment variable DMA_SENDER_CPUS is set (a comma-separated list
+        of CPU numbers), the sender runs on those CPUs only: the test suite
+        keeps it off the PMD thread's core, whose Rx it would otherwise
+        delay enough for the net_pcap source to lose frames in the kernel.
     dma-pcap.py compare SENT.pcap RECEIVED.pcap
         Succeeds if RECEIVED holds exactly the frames of SENT, byte for byte
         and in the same order; otherwise says where they first differ.
@@ -32,6 +36,7 @@
 """
 
 import argparse
+import os
 import random
 import socket
 import struct
@@ -133,6 +138,9 @@ CATCH_UP = 0.002
 
 
 def cmd_send(args):
+    cpus = os.environ.get('DMA_SENDER_CPUS')
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(',')})
     frames = read_pcap(args.pcap)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((args.iface, 0))
