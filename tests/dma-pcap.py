@@ -12,10 +12,12 @@
         loss, duplication or corruption is visible.
     dma-pcap.py empty OUT.pcap
         Writes a pcap with no packets (an rx_pcap for net_pcap).
-    dma-pcap.py send IFACE IN.pcap [--pps N] [--burst B] [--loop]
+    dma-pcap.py send IFACE IN.pcap [--pps N] [--burst B] [--loop] [--report]
         Sends every frame of IN.pcap out of IFACE (AF_PACKET), paced at N
         frames per second, B frames back to back at a time (default 1);
-        with --loop, again and again until it is killed.  If the
+        with --loop, again and again until it is killed.  With --report,
+        prints "sent N frames" once the last is out, before it closes the
+        socket (which may block: see dma_pid_alive in dma-macros.at).  If the
         environment variable DMA_SENDER_CPUS is set (a comma-separated list
         of CPU numbers), the sender runs on those CPUs only: the test suite
         keeps it off the PMD thread's core, whose Rx it would otherwise
@@ -163,6 +165,8 @@ def cmd_send(args):
             i += 1
         if not args.loop:
             break
+    if args.report:
+        print('sent %d frames' % i, flush=True)
     s.close()
 
 
@@ -253,6 +257,8 @@ def main():
     p.add_argument('--burst', type=int, default=1)
     p.add_argument('--loop', action='store_true',
                    help='send the frames again and again until killed')
+    p.add_argument('--report', action='store_true',
+                   help='say when the last frame is out')
     p.set_defaults(func=cmd_send)
     p = sub.add_parser('compare')
     p.add_argument('sent')
