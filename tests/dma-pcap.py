@@ -32,6 +32,14 @@
     dma-pcap.py hex FILE.pcap
         Prints each frame of FILE.pcap in hex, one per line (for
         'ovs-ofctl packet-out').
+    dma-pcap.py capture IFACE COUNT [--timeout S]
+        Receives the frames that arrive on IFACE (AF_PACKET) until COUNT
+        have, or for at most S seconds (default 10) after the first; prints
+        "ready" once it listens, then "frames N distinct D length L
+        ipv4-checksum ok|bad span S": how many arrived, how many
+        different ones, the length of the first, whether its IPv4 header
+        checksum holds, and the seconds between the first and the last.
+        (A check of tests/dma-pace, the benchmark's pacer.)
     dma-pcap.py split IN.pcap IP MATCH.pcap REST.pcap
         Writes the frames of IN.pcap from IPv4 source IP to MATCH.pcap and
         the others to REST.pcap, keeping their order.
@@ -227,6 +235,38 @@ def cmd_hex(args):
         print(frame.hex())
 
 
+def cmd_capture(args):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                      socket.htons(0x0003))     # ETH_P_ALL
+    s.bind((args.iface, 0))
+    print('ready', flush=True)
+    frames = []
+    first = last = None
+    while len(frames) < args.count:
+        if first is not None:
+            left = first + args.timeout - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+        try:
+            frame, addr = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if addr[2] == socket.PACKET_OUTGOING:
+            continue
+        last = time.monotonic()
+        if first is None:
+            first = last
+        frames.append(frame)
+    length = len(frames[0]) if frames else 0
+    csum = 'bad'
+    if length >= 34 and frames[0][12:14] == b'\x08\x00':
+        csum = 'ok' if checksum(frames[0][14:34]) == 0 else 'bad'
+    print('frames %d distinct %d length %d ipv4-checksum %s span %.3f'
+          % (len(frames), len(set(frames)), length, csum,
+             (last - first) if frames else 0))
+
+
 def cmd_split(args):
     src = socket.inet_aton(args.ip)
     frames = read_pcap(args.pcap)
@@ -269,6 +309,11 @@ def main():
     p = sub.add_parser('hex')
     p.add_argument('pcap')
     p.set_defaults(func=cmd_hex)
+    p = sub.add_parser('capture')
+    p.add_argument('iface')
+    p.add_argument('count', type=int)
+    p.add_argument('--timeout', type=float, default=10)
+    p.set_defaults(func=cmd_capture)
     p = sub.add_parser('split')
     p.add_argument('pcap')
     p.add_argument('ip')

@@ -24,6 +24,10 @@ EXTRA_DIST += $(DMA_TESTSUITE_AT) $(DMA_TESTSUITE) \
 tests_ovstest_SOURCES += tests/test-deferred-work.c tests/test-pmd-dma.c \
 	tests/test-dpdk-dma.c
 
+# The benchmark's pacer (utilities/ovs-dma-bench --pacer veth).
+noinst_PROGRAMS += tests/dma-pace
+tests_dma_pace_SOURCES = tests/dma-pace.c
+
 $(DMA_TESTSUITE): package.m4 $(DMA_TESTSUITE_AT) $(COMMON_MACROS_AT) \
 		tests/system-dpdk-macros.at
 	$(AM_V_GEN)$(AUTOTEST) -I '$(srcdir)' -o $@.tmp $@.at
