@@ -647,29 +647,59 @@ vd_poll_channels(struct netdev_vhost_dma *vd, int vid, int txq,
     return done;
 }
 
+/* Returns the number of milliseconds (1 to 10000) in environment variable
+ * 'var', which a test sets, or 'dflt' if it is not set or out of range.
+ * Logs "WHAT N ms (VAR)" when the variable is used. */
+static int
+vd_env_ms(const char *var, int dflt, const char *what)
+{
+    const char *s = getenv(var);
+    int n;
+
+    if (s && str_to_int(s, 10, &n) && n >= 1 && n <= 10000) {
+        VLOG_INFO("%s %d ms (%s)", what, n, var);
+        return n;
+    }
+    return dflt;
+}
+
 /* Returns how long a thread waits for copies in flight ahead of packets it
  * must not let overtake them: VHOST_DMA_ORDER_WAIT_MS, or for tests, the
- * OVS_VHOST_DMA_ORDER_WAIT_MS environment variable (1 to 10000), which
- * lets a test stop the engine for longer than that and resume it while a
- * thread waits. */
+ * OVS_VHOST_DMA_ORDER_WAIT_MS environment variable, which lets a test stop
+ * the engine for longer than that and resume it while a thread waits. */
 static int
 vd_order_wait_ms(void)
 {
     static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
-    static int wait_ms = VHOST_DMA_ORDER_WAIT_MS;
+    static int wait_ms;
 
     if (ovsthread_once_start(&once)) {
-        const char *s = getenv("OVS_VHOST_DMA_ORDER_WAIT_MS");
-        int n;
-
-        if (s && str_to_int(s, 10, &n) && n >= 1 && n <= 10000) {
-            VLOG_INFO("copies in flight are waited for up to %d ms "
-                      "(OVS_VHOST_DMA_ORDER_WAIT_MS)", n);
-            wait_ms = n;
-        }
+        wait_ms = vd_env_ms("OVS_VHOST_DMA_ORDER_WAIT_MS",
+                            VHOST_DMA_ORDER_WAIT_MS,
+                            "copies in flight are waited for up to");
         ovsthread_once_done(&once);
     }
     return wait_ms;
+}
+
+/* Returns how long netdev_vhost_dma_new_device() waits once it set up a
+ * connection, before it returns: 0, or for tests, the
+ * OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS environment variable.  The wait widens
+ * the window in which a thread that sees the connection before the
+ * offload is done with it could send (none can: netdev-dpdk publishes the
+ * vid after new_device returns), so that a test sends then. */
+static int
+vd_new_device_delay_ms(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+    static int delay_ms;
+
+    if (ovsthread_once_start(&once)) {
+        delay_ms = vd_env_ms("OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS", 0,
+                             "new_device returns after a delay of");
+        ovsthread_once_done(&once);
+    }
+    return delay_ms;
 }
 
 /* Completes the copies of 'txq' up to copy number 'mark', polling every
@@ -981,6 +1011,11 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
             /* Not set up yet: registered when the guest enables it. */
             VLOG_DBG("%s: txq %d is not ready yet", vd->name, txq);
         }
+    }
+    if (vd_new_device_delay_ms()) {
+        VLOG_INFO("%s: new_device set up vid %d; waiting %d ms", vd->name,
+                  vid, vd_new_device_delay_ms());
+        xnanosleep_no_quiesce(vd_new_device_delay_ms() * 1000000ULL);
     }
 }
 

@@ -20,6 +20,10 @@ dpdk-testpmd guest.  It never transmits.
     --late-queues M     queue pairs set up once the back-end started the
                         device, --late-delay seconds (default 1.0) after
                         queue pair 0 was enabled
+    --enable-delay S    seconds between the enables of a queue pair's Rx
+                        and Tx virtqueues (default 0): the back-end sees
+                        the Rx one enabled well before the device is
+                        ready (vhost calls new_device once both are)
     --queue-size N      entries of each virtqueue (default 256)
     --buf-size B        size of each receive buffer (default 2048)
     --mem-mb MB         size of guest memory (default 64)
@@ -800,6 +804,8 @@ class Guest:
             self.configure_vring(2 * qp + 1)
         for qp in qps:
             for index in (2 * qp, 2 * qp + 1):
+                if index % 2 and self.args.enable_delay:
+                    time.sleep(self.args.enable_delay)
                 if not self.enable_vring(index, True):
                     raise ProtocolError('back-end refused SET_VRING_ENABLE '
                                         '(virtqueue %d)' % index)
@@ -1041,6 +1047,8 @@ def parse_args(argv):
     parser.add_argument('--queues', type=int, default=1, metavar='N')
     parser.add_argument('--late-queues', type=int, default=0, metavar='M')
     parser.add_argument('--late-delay', type=float, default=1.0,
+                        metavar='SECONDS')
+    parser.add_argument('--enable-delay', type=float, default=0,
                         metavar='SECONDS')
     parser.add_argument('--queue-size', type=int, default=256, metavar='N')
     parser.add_argument('--buf-size', type=int, default=2048, metavar='B')
