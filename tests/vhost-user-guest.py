@@ -8,7 +8,9 @@ It negotiates like an old QEMU (no VHOST_USER_PROTOCOL_F_STATUS), sets up
 split virtqueues in a memfd that it shares with the back-end, and receives
 what the back-end transmits into the guest's Rx virtqueues.  Between two
 looks at the rings it sleeps, so it costs little CPU, unlike a polling
-dpdk-testpmd guest.  It never transmits.
+dpdk-testpmd guest.  It transmits only with --tx-tso: then it offers one
+TCP/IPv4 frame of that size, with a virtio-net header asking the back-end
+to segment it (GSO), on the Tx virtqueue of queue pair 0, over and over.
 
     vhost-user-guest.py (--client PATH | --server PATH) [options]
 
@@ -41,9 +43,21 @@ dpdk-testpmd guest.  It never transmits.
     --connect-timeout S seconds to wait for the connection (default 30)
     --no-reconnect      exit with status 3 when the back-end disconnects
                         (default: connect again and set up the rings anew)
+    --tx-tso SIZE       transmit a TCP/IPv4 frame of SIZE bytes (60 to
+                        65549, Ethernet header included) with a GSO
+                        virtio-net header (VIRTIO_NET_HDR_GSO_TCPV4, MSS
+                        1448): negotiates VIRTIO_NET_F_CSUM and
+                        VIRTIO_NET_F_HOST_TSO4, which Open vSwitch offers
+                        with other_config:userspace-tso-enable=true
+    --tx-rate PPS       frames per second to transmit (default 1000; 0:
+                        as many as the ring takes)
+    --tx-count N        stop transmitting after N frames (default: never)
+    --tx-frame OUT.pcap write the frame that --tx-tso sends to OUT.pcap
 
 Queue pair Q is made of the guest's Rx virtqueue 2*Q, into which the
-back-end transmits, and of its Tx virtqueue 2*Q+1, which stays empty.
+back-end transmits, and of its Tx virtqueue 2*Q+1, which stays empty but
+with --tx-tso for queue pair 0.  Every Tx descriptor points to the same
+buffer, the header and the frame, which the back-end only reads.
 
 Every message without a reply of its own asks for a REPLY_ACK.  Commands,
 from --cmd and --script, run once all queue pairs of --queues and
@@ -57,6 +71,7 @@ from --cmd and --script, run once all queue pairs of --queues and
                          second memory region is added, or removed by the
                          next 'mem-table'; the rings stay where they are
     stats                print the counters of each queue pair
+    tx-rate PPS          transmit PPS frames per second from now on
     stop-queue QP        GET_VRING_BASE for the Rx virtqueue of QP, like QEMU
                          stopping the device
     sleep S              delay the next commands by S seconds (the rings
@@ -69,7 +84,9 @@ Progress is reported on stdout, one line per event: "listening on PATH",
 "connected", "ready: N queue pairs", "late queue pair Q enabled",
 "disconnected: WHY", and on exit (also on SIGTERM, after the pcap is
 flushed) "rx queue Q: N packets, B bytes" for each queue pair, counting
-every connection.  Frames are counted without their virtio-net header.
+every connection, and "tx queue 0: N packets, B bytes" with --tx-tso
+(frames the back-end took).  Frames are counted without their virtio-net
+header.
 
 Exit status: 0 after 'quit' or SIGTERM; 1 for bad usage or a local error;
 2 when the back-end does not reply within --timeout (a hung vhost thread:
@@ -139,12 +156,17 @@ FLAG_REPLY = 0x1 << 2
 FLAG_NEED_REPLY = 0x1 << 3
 
 # Device features (virtio and vhost-user).
+F_CSUM = 0
+F_HOST_TSO4 = 11
 F_MRG_RXBUF = 15
 F_PROTOCOL_FEATURES = 30
 F_VERSION_1 = 32
 WANTED_FEATURES = (1 << F_VERSION_1) | (1 << F_MRG_RXBUF) \
     | (1 << F_PROTOCOL_FEATURES)
+TSO_FEATURES = (1 << F_CSUM) | (1 << F_HOST_TSO4)
 FEATURE_NAMES = {
+    F_CSUM: 'VIRTIO_NET_F_CSUM',
+    F_HOST_TSO4: 'VIRTIO_NET_F_HOST_TSO4',
     F_MRG_RXBUF: 'VIRTIO_NET_F_MRG_RXBUF',
     F_PROTOCOL_FEATURES: 'VHOST_USER_F_PROTOCOL_FEATURES',
     F_VERSION_1: 'VIRTIO_F_VERSION_1',
@@ -183,6 +205,12 @@ VRING_USED_F_NO_NOTIFY = 1
 # num_buffers, tells how many buffers a received packet spans.
 VNET_HDR_LEN = 12
 VNET_NUM_BUFFERS_OFS = 10
+# flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers.
+VNET_HDR = struct.Struct('<BBHHHHH')
+VNET_HDR_F_NEEDS_CSUM = 1
+VNET_HDR_GSO_TCPV4 = 1
+TSO_MSS = 1448
+ETH_IP_TCP_LEN = 14 + 20 + 20
 
 # The second memory region that 'mem-table' adds and removes, far above the
 # first one in guest physical address space.
@@ -299,7 +327,7 @@ class Vring:
     per descriptor, all of them offered to the back-end; a Tx virtqueue
     offers nothing."""
 
-    def __init__(self, memory, index, size, buf_size):
+    def __init__(self, memory, index, size, buf_size, tx_packet=None):
         self.memory = memory
         self.index = index
         self.size = size
@@ -310,6 +338,11 @@ class Vring:
         self.used = memory.alloc(4 + USED_ELEM.size * size + 2, 4096)
         self.buffers = (memory.alloc(buf_size * size, 4096)
                         if self.is_rx else None)
+        # A Tx virtqueue that transmits: one buffer, header and frame,
+        # that every descriptor points to.
+        self.tx_packet = tx_packet
+        if tx_packet is not None:
+            self.tx_buffer = memory.alloc(len(tx_packet), 4096)
         self.kick = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self.call = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self.enabled = False
@@ -335,7 +368,14 @@ class Vring:
                                self.buf_size, VRING_DESC_F_WRITE, 0)
                 U16.pack_into(mem, self.avail + 4 + 2 * i, i)
             self.avail_idx = self.size
+        elif self.tx_packet is not None:
+            n = len(self.tx_packet)
+            mem[self.tx_buffer:self.tx_buffer + n] = self.tx_packet
+            for i in range(self.size):
+                DESC.pack_into(mem, self.desc + DESC.size * i,
+                               self.tx_buffer, n, 0, 0)
         store_u16(mem, self.avail + 2, self.avail_idx)
+        self.tx_offered = 0
         self.packets = 0
         self.bytes = 0
         self.errors = 0
@@ -413,6 +453,24 @@ class Vring:
             self._make_available(recycled)
         return frames
 
+    def transmit(self, budget):
+        """Counts the frames that the back-end took from this Tx virtqueue
+        and offers up to 'budget' more, as many as the ring has room for.
+        Returns the number offered."""
+        mem = self.memory.mem
+        used_idx = load_u16(mem, self.used + 2)
+        done = (used_idx - self.last_used) & 0xffff
+        self.last_used = used_idx
+        self.tx_offered -= done
+        self.packets += done
+        self.bytes += done * (len(self.tx_packet) - VNET_HDR_LEN)
+        n = min(budget, self.size - self.tx_offered)
+        if n > 0:
+            self._make_available([(self.avail_idx + k) % self.size
+                                  for k in range(n)])
+            self.tx_offered += n
+        return max(n, 0)
+
     def _make_available(self, ids):
         """Puts descriptors 'ids' back in the avail ring.  On x86 the
         stores reach memory in program order, so the back-end sees the
@@ -447,6 +505,40 @@ class Pcap:
 
     def close(self):
         self.file.close()
+
+
+def ip_checksum(header):
+    """Returns the Internet checksum of 'header' (even length)."""
+    total = sum(struct.unpack('!%dH' % (len(header) // 2), header))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def tso_frame(size):
+    """Returns a TCP/IPv4 frame of 'size' bytes (Ethernet header included)
+    from 10.0.0.1:5001 to 10.0.0.2:5001, whose payload is a byte pattern,
+    and the virtio-net header that asks the back-end to segment it into
+    TSO_MSS-byte segments and to complete its TCP checksum.  That checksum
+    holds the sum of the pseudo-header without the TCP length: what DPDK's
+    vhost writes there when it hands a TSO packet to a guest
+    (rte_net_intel_cksum_prepare() in virtio_enqueue_offload()), so that
+    the frame a guest receives is byte for byte the frame sent."""
+    ip_len = size - 14
+    payload_len = ip_len - 40
+    src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, ip_len, 1, 0x4000, 64, 6, 0,
+                     src, dst)
+    ip = ip[:10] + struct.pack('!H', ip_checksum(ip)) + ip[12:]
+    pseudo = ip_checksum(src + dst + struct.pack('!BBH', 0, 6, 0))
+    tcp = struct.pack('!HHIIBBHHH', 5001, 5001, 1, 0, 5 << 4, 0x18, 65535,
+                      ~pseudo & 0xffff, 0)
+    eth = bytes.fromhex('020000000002' '020000000001' '0800')
+    payload = bytes(i & 0xff for i in range(payload_len))
+    frame = eth + ip + tcp + payload
+    hdr = VNET_HDR.pack(VNET_HDR_F_NEEDS_CSUM, VNET_HDR_GSO_TCPV4,
+                        ETH_IP_TCP_LEN, TSO_MSS, 14 + 20, 16, 0)
+    return hdr, frame
 
 
 def describe(request, payload):
@@ -660,10 +752,23 @@ class Guest:
         self.channel = None
         self.vrings = {}
         self.counters = {}
+        self.tx_counters = [0, 0, 0]
         self.max_queue_pairs = 0
         self.late_at = None
         self.late_done = False
         self.term = False
+        self.tx_packet = None
+        if args.tx_tso:
+            hdr, frame = tso_frame(args.tx_tso)
+            self.tx_packet = hdr + frame
+            if args.tx_frame:
+                pcap = Pcap(args.tx_frame)
+                pcap.write([frame])
+                pcap.close()
+        self.tx_rate = args.tx_rate
+        self.tx_credit = 0.0
+        self.tx_last = time.monotonic()
+        self.tx_total = 0
 
     # Connection.
 
@@ -737,8 +842,9 @@ class Guest:
         ch = self.channel
         ch.reply_ack = False
         features = ch.get_u64(GET_FEATURES)
+        acked = WANTED_FEATURES | (TSO_FEATURES if self.args.tx_tso else 0)
         for bit, name in sorted(FEATURE_NAMES.items()):
-            if not features & (1 << bit):
+            if acked & (1 << bit) and not features & (1 << bit):
                 raise ProtocolError('back-end lacks feature %s (features '
                                     '%#x)' % (name, features))
         protocol = ch.get_u64(GET_PROTOCOL_FEATURES)
@@ -757,7 +863,7 @@ class Guest:
             raise ProtocolError('back-end supports %d queue pairs, %d '
                                 'wanted' % (self.max_queue_pairs, wanted))
         ch.must(SET_OWNER)
-        ch.must(SET_FEATURES, struct.pack('<Q', WANTED_FEATURES))
+        ch.must(SET_FEATURES, struct.pack('<Q', acked))
         self.memory.reset()
         if not self.send_mem_table():
             raise ProtocolError('back-end refused SET_MEM_TABLE')
@@ -776,7 +882,8 @@ class Guest:
         vr = self.vrings.get(index)
         if vr is None:
             vr = Vring(self.memory, index, self.args.queue_size,
-                       self.args.buf_size)
+                       self.args.buf_size,
+                       self.tx_packet if index == 1 else None)
             self.vrings[index] = vr
         else:
             vr.reset()
@@ -841,10 +948,38 @@ class Guest:
     def _save_counters(self, vr):
         if vr.is_rx:
             c = self.counters.setdefault(vr.index // 2, [0, 0, 0])
-            c[0] += vr.packets
-            c[1] += vr.bytes
-            c[2] += vr.errors
-            vr.packets = vr.bytes = vr.errors = 0
+        elif vr.tx_packet is not None:
+            c = self.tx_counters
+        else:
+            return
+        c[0] += vr.packets
+        c[1] += vr.bytes
+        c[2] += vr.errors
+        vr.packets = vr.bytes = vr.errors = 0
+
+    # Transmitting.
+
+    def transmit(self):
+        """Offers the frames of --tx-tso that --tx-rate allows since the
+        last call (all the ring takes with rate 0), up to --tx-count."""
+        vr = self.vrings.get(1)
+        if vr is None or vr.tx_packet is None or not vr.enabled:
+            return
+        now = time.monotonic()
+        if self.tx_rate:
+            # At most a ring's worth of credit: no burst after a pause.
+            self.tx_credit = min(self.tx_credit
+                                 + (now - self.tx_last) * self.tx_rate,
+                                 vr.size)
+        else:
+            self.tx_credit = vr.size
+        self.tx_last = now
+        budget = int(self.tx_credit)
+        if self.args.tx_count is not None:
+            budget = min(budget, self.args.tx_count - self.tx_total)
+        n = vr.transmit(budget)
+        self.tx_credit -= n
+        self.tx_total += n
 
     # Receiving.
 
@@ -872,6 +1007,14 @@ class Guest:
             if errors:
                 lines.append('rx queue %d: %d malformed used entries'
                              % (qp, errors))
+        if self.tx_packet is not None:
+            packets, nbytes, _ = self.tx_counters
+            vr = self.vrings.get(1)
+            if vr:
+                packets += vr.packets
+                nbytes += vr.bytes
+            lines.append('tx queue 0: %d packets, %d bytes'
+                         % (packets, nbytes))
         return lines
 
     # Commands.
@@ -932,6 +1075,11 @@ class Guest:
                 rx.stopped = True
                 rx.enabled = False
                 log('virtqueue %d stopped at %d' % (2 * qp, base))
+            elif verb == 'tx-rate':
+                if len(words) != 2 or not words[1].isdigit():
+                    raise CommandError('expects a number of frames per '
+                                       'second')
+                self.tx_rate = int(words[1])
             elif verb == 'sleep':
                 try:
                     seconds = float(words[1]) if len(words) == 2 else -1
@@ -963,6 +1111,7 @@ class Guest:
             if self.channel.sock in ready:
                 self.channel.poll_idle()
             self.receive()
+            self.transmit()
             if not self.late_done and time.monotonic() >= self.late_at:
                 self.setup_late()
             self.commands.read()
@@ -1062,7 +1211,16 @@ def parse_args(argv):
     parser.add_argument('--connect-timeout', type=float, default=30.0,
                         metavar='SECONDS')
     parser.add_argument('--no-reconnect', action='store_true')
+    parser.add_argument('--tx-tso', type=int, metavar='SIZE')
+    parser.add_argument('--tx-rate', type=int, default=1000, metavar='PPS')
+    parser.add_argument('--tx-count', type=int, metavar='N')
+    parser.add_argument('--tx-frame', metavar='OUT.pcap')
     args = parser.parse_args(argv)
+    if args.tx_tso is not None and not 60 <= args.tx_tso <= 65549:
+        parser.error('--tx-tso must be between 60 and 65549')
+    if args.tx_rate < 0 or (args.tx_count is not None
+                            and args.tx_count < 0):
+        parser.error('--tx-rate and --tx-count must not be negative')
     if args.queues < 1 or args.late_queues < 0:
         parser.error('--queues must be at least 1, --late-queues at '
                      'least 0')
