@@ -481,8 +481,23 @@ dma_check_errors(void)
     }
 }
 
+void
+dpdk_dma_read_completed(uint64_t mask, uint64_t completed[DPDK_DMA_MAX_DEVS])
+{
+    for (uint64_t m = mask; m; m = zero_rightmost_1bit(m)) {
+        int dev_id = raw_ctz(m);
+        struct rte_dma_stats stats;
+
+        if (dev_id < DPDK_DMA_MAX_DEVS) {
+            completed[dev_id] = (rte_dma_stats_get(dev_id, 0, &stats)
+                                 ? 0 : stats.completed);
+        }
+    }
+}
+
 uint64_t
-dpdk_dma_fail_stuck(uint64_t mask)
+dpdk_dma_fail_stuck(uint64_t mask,
+                    const uint64_t completed[DPDK_DMA_MAX_DEVS])
     OVS_EXCLUDED(dma_mutex)
 {
     uint64_t failed = 0;
@@ -494,7 +509,8 @@ dpdk_dma_fail_stuck(uint64_t mask)
 
         if (dev_id < DPDK_DMA_MAX_DEVS && dma_devs[dev_id].started
             && !rte_dma_stats_get(dev_id, 0, &stats)
-            && stats.submitted > stats.completed + stats.errors) {
+            && stats.submitted > stats.completed + stats.errors
+            && stats.completed == completed[dev_id]) {
             dma_fail(dev_id, xasprintf("%"PRIu64" copies did not complete",
                                        stats.submitted - stats.completed
                                        - stats.errors));
@@ -555,11 +571,13 @@ dpdk_dma_set_config(const struct smap *ovs_other_config)
     changed = changed || ring_size != dma_ring_size;
     if (changed) {
         if (ring_size != dma_ring_size) {
-            /* Applies to devices started from now on. */
+            /* Applies to devices started from now on: those that could
+             * not start may now.  A started device that failed (stuck, or
+             * copy errors) stays out of service. */
             VLOG_INFO("dma-ring-size: %"PRIu16" descriptors", ring_size);
             dma_ring_size = ring_size;
             for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
-                if (dma_devs[i].error) {
+                if (dma_devs[i].error && !dma_devs[i].started) {
                     free(dma_devs[i].error);
                     dma_devs[i].error = NULL;
                 }

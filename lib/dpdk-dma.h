@@ -110,12 +110,21 @@ char *dpdk_dma_set_numa_id(const char *name, int numa_id);
  * possibly a little stale. */
 uint16_t dpdk_dma_free_descriptors(int dev_id);
 
-/* Takes the devices of 'mask' that still have copies outstanding (their
- * statistics count more copies submitted than completed or failed) out of
- * service for good: called after those copies had all the time they
- * should ever need, and pollers harvested every completion.  dpdk-dma/show
- * shows them as failed.  May be called from any thread.  Returns the mask
- * of the devices taken out of service. */
-uint64_t dpdk_dma_fail_stuck(uint64_t mask);
+/* Stores in completed[dev_id] the copies that each device of 'mask' has
+ * completed so far (its statistics), for dpdk_dma_fail_stuck().  May be
+ * called from any thread. */
+void dpdk_dma_read_completed(uint64_t mask,
+                             uint64_t completed[DPDK_DMA_MAX_DEVS]);
+
+/* Takes the devices of 'mask' that are stuck out of service for good: they
+ * have copies outstanding (their statistics count more copies submitted
+ * than completed or failed) and have completed none since
+ * dpdk_dma_read_completed() stored 'completed', which the caller did long
+ * enough before, polling them meanwhile.  A device that completed copies
+ * in the meantime is slow or busy with other users, not stuck, and stays.
+ * dpdk-dma/show shows the failed ones as such.  May be called from any
+ * thread.  Returns the mask of the devices taken out of service. */
+uint64_t dpdk_dma_fail_stuck(uint64_t mask,
+                             const uint64_t completed[DPDK_DMA_MAX_DEVS]);
 
 #endif /* dpdk-dma.h */

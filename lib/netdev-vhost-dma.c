@@ -110,6 +110,7 @@ COVERAGE_DEFINE(vhost_dma_clear_timeout);
 COVERAGE_DEFINE(vhost_dma_mem_table);
 COVERAGE_DEFINE(vhost_dma_overflow);
 COVERAGE_DEFINE(vhost_dma_reserve_full);
+COVERAGE_DEFINE(vhost_dma_call_failed);
 
 #define VHOST_DMA_MAX_TXQ 1024          /* As OVS_VHOST_MAX_QUEUE_NUM. */
 #define VHOST_DMA_MAX_VID 1024          /* As DPDK's MAX_VHOST_DEVICE. */
@@ -156,9 +157,9 @@ struct vhost_dma_vq {
     atomic_uint64_t ring_full;      /* Dropped: DMA ring or vring full. */
     atomic_uint64_t no_channel;     /* Copied by the CPU: no channel. */
     atomic_uint64_t cleared;        /* Completed by a clear on teardown. */
-    atomic_uint64_t errors;         /* Failed vhost calls, abandoned copies
-                                     * and packets dropped because of
-                                     * them. */
+    atomic_uint64_t errors;         /* Abandoned copies and packets
+                                     * dropped behind copies that did not
+                                     * complete. */
     atomic_uint64_t overflow;       /* Copied by the CPU: engine full. */
 
     /* Overflow, see vd_overflow(): written by the holder of the txq's
@@ -184,6 +185,7 @@ struct netdev_vhost_dma {
     atomic_bool socket_async;       /* Socket has RTE_VHOST_USER_ASYNC_COPY. */
     atomic_int vid;                 /* Guest connected, or -1. */
     atomic_int max_txq;             /* Most Rx virtqueues of any guest. */
+    atomic_bool new_connection;     /* Next new_device starts a connection. */
 
     /* Connection teardowns, see netdev_vhost_dma_wait_teardown(). */
     atomic_uint32_t teardowns;      /* destroy_device calls in progress. */
@@ -432,6 +434,7 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
         vd->name = xstrdup(netdev_get_name(netdev));
         vd->port_id = pmd_dma_port_id();
         atomic_init(&vd->vid, -1);
+        atomic_init(&vd->new_connection, true);
         atomic_init(&vd->teardowns, 0);
         atomic_init(&vd->teardown_end, LLONG_MIN / 2);
     }
@@ -682,6 +685,25 @@ vd_order_wait_ms(void)
     return wait_ms;
 }
 
+/* Returns how long a clear waits for copies in flight before it abandons
+ * them (see vd_clear_vq()): VHOST_DMA_CLEAR_TIMEOUT_MS, or for tests, the
+ * OVS_VHOST_DMA_CLEAR_TIMEOUT_MS environment variable, which widens the
+ * window in which a test acts on an engine while a clear waits for it. */
+static int
+vd_clear_timeout_ms(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+    static int timeout_ms;
+
+    if (ovsthread_once_start(&once)) {
+        timeout_ms = vd_env_ms("OVS_VHOST_DMA_CLEAR_TIMEOUT_MS",
+                               VHOST_DMA_CLEAR_TIMEOUT_MS,
+                               "copies in flight are cleared within");
+        ovsthread_once_done(&once);
+    }
+    return timeout_ms;
+}
+
 /* Returns how long netdev_vhost_dma_new_device() waits once it set up a
  * connection, before it returns: 0, or for tests, the
  * OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS environment variable.  The wait widens
@@ -819,7 +841,7 @@ vd_log_vring(const struct netdev_vhost_dma *vd, int vid, int txq)
 }
 
 /* Finishes every copy in flight on 'txq' of device 'vid', polling each
- * channel it used, within VHOST_DMA_CLEAR_TIMEOUT_MS: guest memory may go
+ * channel it used, within vd_clear_timeout_ms(): guest memory may go
  * away when the caller returns.  'locked' says whether the caller holds
  * the virtqueue's lock (see the top of the file); then vhost's own count
  * says what is in flight, since senders may be waiting for the lock with
@@ -829,24 +851,28 @@ vd_log_vring(const struct netdev_vhost_dma *vd, int vid, int txq)
  * waiting longer would hang the vhost thread, and with it every guest.
  * The copies are abandoned: vhost keeps their mbufs (they may still be
  * read), they are counted in 'errors', the devices that still have copies
- * outstanding are taken out of service, and the virtqueue is marked
- * wedged, so that senders drop at once instead of waiting for copies that
- * may never complete, until the next guest connection starts afresh.
+ * outstanding and completed none meanwhile are taken out of service (a
+ * device shared with other queues may be busy with their copies, not
+ * stuck), and the virtqueue is marked wedged, so that senders drop at once
+ * instead of waiting for copies that may never complete, until the next
+ * guest connection starts afresh.
  * Returns false in that case. */
 static bool
 vd_clear_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
 {
     static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
     struct vhost_dma_vq *vq = &vd->vqs[txq];
-    long long int deadline = time_msec() + VHOST_DMA_CLEAR_TIMEOUT_MS;
+    long long int deadline = time_msec() + vd_clear_timeout_ms();
     struct rte_mbuf *pkts[VHOST_DMA_BURST];
     uint64_t channels = vd_read(&vq->channels);
+    uint64_t completed[DPDK_DMA_MAX_DEVS];
     int n_inflight;
 
     if (vd_flag(&vq->wedged)) {
         /* Abandoned already: waiting again would not help. */
         return false;
     }
+    dpdk_dma_read_completed(channels, completed);
     for (;;) {
         n_inflight = vd_vhost_inflight(vid, txq, locked);
         if (n_inflight < 0 && (locked || !vd_inflight(vq))) {
@@ -867,7 +893,7 @@ vd_clear_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
                 /* (uint16_t) -1: called without the lock after all.  The
                  * lock context comes from the DPDK source, so this is a
                  * bug: never loop on it. */
-                vd_count(&vq->errors, 1);
+                COVERAGE_INC(vhost_dma_call_failed);
                 VLOG_ERR_RL(&rl, "%s: vhost refused to clear txq %d",
                             vd->name, txq);
                 n = 0;
@@ -880,18 +906,21 @@ vd_clear_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
         }
     }
 
-    n_inflight = MAX(n_inflight, 0);
+    if (n_inflight < 0) {
+        /* vhost was busy at the last look: this module's own count. */
+        n_inflight = vd_inflight(vq);
+    }
     COVERAGE_INC(vhost_dma_clear_timeout);
     vd_count(&vq->errors, n_inflight);
     atomic_store_explicit(&vq->wedged, true, memory_order_release);
     VLOG_WARN_RL(&rl, "%s: %d DMA copies of txq %d did not complete in %d "
                  "ms: abandoned; taking stuck DMA devices out of service",
-                 vd->name, n_inflight, txq, VHOST_DMA_CLEAR_TIMEOUT_MS);
+                 vd->name, n_inflight, txq, vd_clear_timeout_ms());
     vd_log_vring(vd, vid, txq);
-    if (!dpdk_dma_fail_stuck(channels)) {
-        VLOG_WARN_RL(&rl, "%s: the DMA devices of txq %d completed every "
-                     "copy they were given: vhost lost track of these",
-                     vd->name, txq);
+    if (!dpdk_dma_fail_stuck(channels, completed)) {
+        VLOG_WARN_RL(&rl, "%s: the DMA devices of txq %d completed copies "
+                     "meanwhile, or every copy they were given: vhost lost "
+                     "track of these", vd->name, txq);
     }
     return false;
 }
@@ -912,9 +941,12 @@ vd_by_vid(int vid)
 }
 
 /* Zeroes the statistics of 'vq' for a new guest connection: vhost counts
- * the packets of each connection ('tx_packets') from 0, and the invariant
- * tx_packets = tx_dma_packets + tx_cpu_packets must hold for any of them.
- * No thread sends to the guest yet (see netdev_vhost_dma_new_device()). */
+ * the packets of each connection ('tx_packets') from 0 (a connection gets
+ * new virtqueues, whose counters init_vring_queue() in DPDK 22.11's
+ * lib/vhost/vhost.c zeroes; a device stopped by GET_VRING_BASE and started
+ * again keeps them), and the invariant tx_packets = tx_dma_packets +
+ * tx_cpu_packets must hold for any of them.  No thread sends to the guest
+ * yet (see netdev_vhost_dma_new_device()). */
 static void
 vd_reset_stats(struct vhost_dma_vq *vq)
 {
@@ -973,6 +1005,7 @@ vd_register_vq(struct netdev_vhost_dma *vd, int vid, int txq, bool locked)
 void
 netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
 {
+    bool new_connection;
     bool async;
     int n_txq;
 
@@ -998,8 +1031,12 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
      * vid before any virtqueue is registered (and so used) means that
      * deferred work of this connection always finds it. */
     n_txq = MIN((rte_vhost_get_vring_num(vid) + 1) / 2, VHOST_DMA_MAX_TXQ);
+    atomic_read_relaxed(&vd->new_connection, &new_connection);
+    atomic_store_relaxed(&vd->new_connection, false);
     for (int txq = 0; txq < MAX(n_txq, vd_max_txq(vd)); txq++) {
-        vd_reset_stats(&vd->vqs[txq]);
+        if (new_connection) {
+            vd_reset_stats(&vd->vqs[txq]);
+        }
         vd_rebase_vq(&vd->vqs[txq], 0);
     }
     if (n_txq > vd_max_txq(vd)) {
@@ -1016,6 +1053,18 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
         VLOG_INFO("%s: new_device set up vid %d; waiting %d ms", vd->name,
                   vid, vd_new_device_delay_ms());
         xnanosleep_no_quiesce(vd_new_device_delay_ms() * 1000000ULL);
+    }
+}
+
+/* Runs on DPDK's vhost thread, in destroy_connection, which
+ * vhost_user_read_cb() (lib/vhost/socket.c, DPDK 22.11) calls once the
+ * connection is closed, after vhost_destroy_device_notify(): no virtqueue
+ * lock is held. */
+void
+netdev_vhost_dma_connection_closed(struct netdev_vhost_dma *vd)
+{
+    if (vd) {
+        atomic_store_relaxed(&vd->new_connection, true);
     }
 }
 
@@ -1055,7 +1104,7 @@ netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id, int enable)
                 atomic_store_relaxed(&vd->max_txq, txq + 1);
             }
             if (!vd_register_vq(vd, vid, txq, locked)) {
-                vd_count(&vd->vqs[txq].errors, 1);
+                COVERAGE_INC(vhost_dma_call_failed);
                 VLOG_WARN_RL(&rl, "%s: cannot register the async channel of "
                              "txq %d; using CPU copies", vd->name, txq);
             }
@@ -1272,6 +1321,30 @@ vd_submit(struct netdev_vhost_dma *vd, struct dw_queue *dwq,
     return n;
 }
 
+/* Waits, up to the order wait, for every copy of 'txq' in flight to
+ * complete, before packets that must not overtake them.  Returns true if
+ * they did.  A wait that timed out is remembered: until the engines
+ * complete a copy of 'txq', later calls only poll once, since waiting
+ * again would stall the PMD thread (and every thread waiting for this
+ * txq's 'tx_lock', which the caller holds) for nothing. */
+static bool
+vd_wait_inflight(struct netdev_vhost_dma *vd, int vid, int txq)
+{
+    struct vhost_dma_vq *vq = &vd->vqs[txq];
+    bool wait = !vq->stalled
+                || vd_seq(&vq->completed) != vq->stalled_completed;
+    bool done = vd_complete_up_to(vd, vid, txq, vd_seq(&vq->submitted),
+                                  wait ? vd_order_wait_ms() : 0);
+
+    if (done) {
+        vq->stalled = false;
+    } else if (wait) {
+        vq->stalled = true;
+        vq->stalled_completed = vd_seq(&vq->completed);
+    }
+    return done;
+}
+
 /* Copies 'cnt' packets of 'txq' with the CPU because the DMA engine is
  * full (see vd_overflow()), once the copies in flight ahead of them are
  * complete.  Returns the number not delivered: the CPU copy fails too when
@@ -1283,16 +1356,7 @@ vd_overflow_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
     struct vhost_dma_vq *vq = &vd->vqs[txq];
     int dropped;
 
-    if (vq->stalled && vd_seq(&vq->completed) == vq->stalled_completed) {
-        /* The engine made no progress since a wait for it timed out:
-         * waiting again would only stall the PMD thread. */
-        return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts, cnt);
-    }
-    vq->stalled = false;
-    if (!vd_complete_up_to(vd, vid, txq, vd_seq(&vq->submitted),
-                           vd_order_wait_ms())) {
-        vq->stalled = true;
-        vq->stalled_completed = vd_seq(&vq->completed);
+    if (!vd_wait_inflight(vd, vid, txq)) {
         return vd_drop(vq, pmd, PMD_DMA_RING_FULL, pkts, cnt);
     }
     dropped = vd_cpu_send(vd, pmd, vid, txq, pkts, cnt);
@@ -1391,9 +1455,10 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
          * flight.  With no channel there is no other way: complete what is
          * in flight first, waiting a little if need be.  Short packets may
          * as well go through DMA behind copies in flight. */
-        uint64_t mark = vd_seq(&vq->submitted);
-        bool idle = vd_complete_up_to(vd, vid, txq, mark,
-                                      dma_id < 0 ? vd_order_wait_ms() : 0);
+        bool idle = (dma_id < 0
+                     ? vd_wait_inflight(vd, vid, txq)
+                     : vd_complete_up_to(vd, vid, txq,
+                                         vd_seq(&vq->submitted), 0));
 
         if (dma_id < 0) {
             int dropped;

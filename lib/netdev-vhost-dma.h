@@ -112,8 +112,15 @@ uint32_t netdev_vhost_dma_mbufs_in_flight(void);
  * destroy_device brackets its work with netdev_vhost_dma_teardown_start(),
  * given the port it found (or NULL), and netdev_vhost_dma_teardown_end(),
  * given what the former returned, so that netdev_vhost_dma_wait_teardown()
- * can keep a socket registered until its connection is torn down. */
+ * can keep a socket registered until its connection is torn down.
+ *
+ * netdev_vhost_dma_connection_closed() must be called from
+ * destroy_connection, for the port whose socket it names: the port's
+ * statistics restart with the next connection, as vhost's own do, and not
+ * with a new_device that follows a guest's stop and restart of the device
+ * on the same connection, which vhost counts on. */
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);
+void netdev_vhost_dma_connection_closed(struct netdev_vhost_dma *);
 bool netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id,
                                           int enable);
 void netdev_vhost_dma_destroy_device(int vid);
