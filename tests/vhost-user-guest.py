@@ -967,10 +967,11 @@ class Guest:
             return
         now = time.monotonic()
         if self.tx_rate:
-            # At most a ring's worth of credit: no burst after a pause.
+            # At most 2 ms worth of credit (and at least a frame): after a
+            # pause, no burst that a receiver could not take.
             self.tx_credit = min(self.tx_credit
                                  + (now - self.tx_last) * self.tx_rate,
-                                 vr.size)
+                                 max(1.0, self.tx_rate / 500), vr.size)
         else:
             self.tx_credit = vr.size
         self.tx_last = now
