@@ -126,7 +126,9 @@ COVERAGE_DEFINE(vhost_dma_call_failed);
 #define VHOST_DMA_ORDER_WAIT_MS 10     /* See vd_complete_up_to(). */
 #define VHOST_DMA_OVERFLOW_MIN_US 100  /* See vd_overflow(). */
 #define VHOST_DMA_ENGINE_ROOM 128      /* See netdev_vhost_dma_send(). */
-#define VHOST_DMA_OVERFLOW_MAX_US 100000
+#define VHOST_DMA_OVERFLOW_MAX_US 1000000
+#define VHOST_DMA_PROBE_WINDOW 16      /* See vd_overflow(). */
+#define VHOST_DMA_WINDOW_MAX 1024
 
 /* Mbufs that a DMA-enabled port may hold in copies in flight, reserved in
  * every mempool (netdev_vhost_dma_mbufs_in_flight()): the copies of two
@@ -167,6 +169,7 @@ struct vhost_dma_vq {
     uint64_t cpu_until;         /* TSC: CPU copies until then, if nonzero. */
     uint64_t dma_since;         /* TSC: back to DMA since then. */
     uint64_t backoff;           /* TSC cycles of the last CPU period. */
+    uint32_t window;            /* Copies in flight allowed; 0: any. */
     bool stalled;               /* A wait for the engine timed out... */
     uint64_t stalled_completed; /* ...with 'completed' at this value. */
 };
@@ -1401,7 +1404,19 @@ vd_within_reserve(const struct netdev_vhost_dma *vd,
  * VHOST_DMA_OVERFLOW_MAX_US, and starts over once DMA ran without overflow
  * for four periods: at a load the engine does not sustain, the queue
  * settles on the CPU with a short DMA try now and then, and at one it
- * sustains, on DMA.  The holder of the txq's 'tx_lock' calls this. */
+ * sustains, on DMA.
+ *
+ * A try must be short.  Before the CPU may copy again, the copies of the
+ * try must complete (the order is kept), and the thread waits for them,
+ * holding the txq's 'tx_lock': a try that filled the engine's ring held
+ * the thread, and every port it polls, for as long as the engine takes to
+ * work through it (tens of milliseconds for a software engine on a shared
+ * core, often more than the order wait, after which packets are dropped).
+ * So a try starts with a window of VHOST_DMA_PROBE_WINDOW copies in
+ * flight, which doubles each time the engine completed all that was in
+ * flight by the time the next burst comes, up to VHOST_DMA_WINDOW_MAX,
+ * beyond which the window is lifted; a burst that finds the window full is
+ * an overflow again.  The holder of the txq's 'tx_lock' calls this. */
 static void
 vd_overflow(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd)
 {
@@ -1414,6 +1429,7 @@ vd_overflow(struct vhost_dma_vq *vq, struct pmd_dma_thread *pmd)
         vq->backoff = MIN(2 * vq->backoff, VHOST_DMA_OVERFLOW_MAX_US * us);
     }
     vq->cpu_until = now + vq->backoff;
+    vq->window = VHOST_DMA_PROBE_WINDOW;
     pmd_dma_count(pmd, PMD_DMA_OVERFLOWS, 1);
 }
 
@@ -1490,6 +1506,19 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
         }
         vq->cpu_until = 0;
         vq->dma_since = now;
+    }
+    if (OVS_UNLIKELY(vq->window)) {
+        uint32_t inflight = vd_inflight(vq);
+
+        if (!inflight) {
+            /* The engine kept up with the window so far. */
+            vq->window = (vq->window >= VHOST_DMA_WINDOW_MAX
+                          ? 0 : 2 * vq->window);
+        }
+        if (vq->window && inflight + cnt > vq->window) {
+            vd_overflow(vq, pmd);
+            return vd_overflow_send(vd, pmd, vid, txq, pkts, cnt);
+        }
     }
     if (OVS_UNLIKELY(!vd_within_reserve(vd, vq, cnt))) {
         /* As many packets wait for their copies as the mempools have room
