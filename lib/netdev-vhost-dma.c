@@ -77,6 +77,7 @@
 
 #include "netdev-vhost-dma.h"
 
+#include <ctype.h>
 #include <sched.h>
 
 #include <rte_cycles.h>
@@ -138,12 +139,6 @@ COVERAGE_DEFINE(vhost_dma_call_failed);
  * vd_within_reserve(). */
 #define VHOST_DMA_MBUFS_PER_PORT 2048
 
-enum vhost_dma_mode {
-    VHOST_DMA_OFF,
-    VHOST_DMA_AUTO,             /* Any device of the pool. */
-    VHOST_DMA_LIST,             /* A device of 'allowed'. */
-};
-
 struct vhost_dma_vq {
     /* Copy numbers, see the comment at the top of the file. */
     atomic_uint64_t submitted;
@@ -181,8 +176,8 @@ struct netdev_vhost_dma {
     char *error;                    /* Why the options are not in effect. */
 
     /* Configuration, written by the main thread. */
-    enum vhost_dma_mode mode;
-    uint64_t allowed;               /* VHOST_DMA_LIST: devices. */
+    enum netdev_vhost_dma_mode mode;
+    uint64_t allowed;               /* NETDEV_VHOST_DMA_LIST: devices. */
     atomic_uint32_t threshold;
 
     atomic_bool socket_async;       /* Socket has RTE_VHOST_USER_ASYNC_COPY. */
@@ -382,42 +377,41 @@ vd_max_txq(const struct netdev_vhost_dma *vd_)
 
 /* Configuration. */
 
-void
-netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
-                            struct netdev *netdev, const struct smap *args,
-                            bool iommu, bool postcopy)
+char *
+netdev_vhost_dma_parse_options(const struct smap *args, bool iommu,
+                               bool postcopy,
+                               struct netdev_vhost_dma_options *opts)
 {
     const char *tx_dma = smap_get_def(args, "tx-dma", "false");
     const char *threshold_s = smap_get(args, "tx-dma-threshold");
-    struct netdev_vhost_dma *vd = *vdp;
-    enum vhost_dma_mode mode;
-    uint32_t threshold = VHOST_DMA_THRESHOLD_DEFAULT;
-    uint64_t allowed = 0;
     char *error = NULL;
 
+    opts->allowed = 0;
+    opts->threshold = VHOST_DMA_THRESHOLD_DEFAULT;
     if (!strcmp(tx_dma, "false")) {
-        mode = VHOST_DMA_OFF;
+        opts->mode = NETDEV_VHOST_DMA_OFF;
     } else if (!strcmp(tx_dma, "auto")) {
-        mode = VHOST_DMA_AUTO;
+        opts->mode = NETDEV_VHOST_DMA_AUTO;
     } else {
-        mode = VHOST_DMA_LIST;
-        error = dpdk_dma_parse_list(tx_dma, &allowed);
+        opts->mode = NETDEV_VHOST_DMA_LIST;
+        error = dpdk_dma_parse_list(tx_dma, &opts->allowed);
         if (!error) {
-            error = dpdk_dma_check_usable(allowed);
+            error = dpdk_dma_check_usable(opts->allowed);
         }
     }
     if (!error && threshold_s) {
         char *end;
         unsigned long int n = strtoul(threshold_s, &end, 10);
 
-        if (*end || !*threshold_s || n > UINT16_MAX) {
+        if (*end || !*threshold_s || n > UINT16_MAX
+            || !isdigit((unsigned char) *threshold_s)) {
             error = xasprintf("tx-dma-threshold: '%s' is not a number of "
                               "bytes between 0 and 65535", threshold_s);
         } else {
-            threshold = n;
+            opts->threshold = n;
         }
     }
-    if (!error && mode != VHOST_DMA_OFF && (iommu || postcopy)) {
+    if (!error && opts->mode != NETDEV_VHOST_DMA_OFF && (iommu || postcopy)) {
         error = xasprintf("tx-dma cannot be used with %s: DPDK refuses "
                           "async copies on such sockets",
                           iommu ? "vhost-iommu-support"
@@ -425,10 +419,26 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
     }
     if (error) {
         /* The port keeps forwarding, with CPU copies. */
-        mode = VHOST_DMA_OFF;
+        opts->mode = NETDEV_VHOST_DMA_OFF;
     }
+    return error;
+}
 
-    if (!vd && mode == VHOST_DMA_OFF && !error) {
+void
+netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
+                            struct netdev *netdev, const struct smap *args,
+                            bool iommu, bool postcopy)
+{
+    const char *tx_dma = smap_get_def(args, "tx-dma", "false");
+    struct netdev_vhost_dma *vd = *vdp;
+    struct netdev_vhost_dma_options opts;
+    char *error = netdev_vhost_dma_parse_options(args, iommu, postcopy,
+                                                 &opts);
+    enum netdev_vhost_dma_mode mode = opts.mode;
+    uint32_t threshold = opts.threshold;
+    uint64_t allowed = opts.allowed;
+
+    if (!vd && mode == NETDEV_VHOST_DMA_OFF && !error) {
         return;
     }
     if (!vd) {
@@ -452,12 +462,12 @@ netdev_vhost_dma_set_config(struct netdev_vhost_dma **vdp,
     }
     if (vd->mode != mode || vd->allowed != allowed) {
         VLOG_INFO("%s: tx-dma %s", vd->name,
-                  mode == VHOST_DMA_OFF ? "false" : tx_dma);
+                  mode == NETDEV_VHOST_DMA_OFF ? "false" : tx_dma);
     }
-    if ((vd->mode == VHOST_DMA_OFF) != (mode == VHOST_DMA_OFF)) {
+    if ((vd->mode == NETDEV_VHOST_DMA_OFF) != (mode == NETDEV_VHOST_DMA_OFF)) {
         uint32_t orig;
 
-        if (mode == VHOST_DMA_OFF) {
+        if (mode == NETDEV_VHOST_DMA_OFF) {
             atomic_sub_relaxed(&n_dma_ports, 1, &orig);
         } else {
             atomic_add_relaxed(&n_dma_ports, 1, &orig);
@@ -477,7 +487,7 @@ netdev_vhost_dma_get_error(const struct netdev_vhost_dma *vd)
 uint64_t
 netdev_vhost_dma_socket_flags(const struct netdev_vhost_dma *vd)
 {
-    return vd && vd->mode != VHOST_DMA_OFF ? RTE_VHOST_USER_ASYNC_COPY : 0;
+    return vd && vd->mode != NETDEV_VHOST_DMA_OFF ? RTE_VHOST_USER_ASYNC_COPY : 0;
 }
 
 /* Returns true if the socket, registered with 'registered_flags', must be
@@ -560,7 +570,7 @@ void
 netdev_vhost_dma_destroy(struct netdev_vhost_dma *vd)
 {
     if (vd) {
-        if (vd->mode != VHOST_DMA_OFF) {
+        if (vd->mode != NETDEV_VHOST_DMA_OFF) {
             uint32_t orig;
 
             atomic_sub_relaxed(&n_dma_ports, 1, &orig);
@@ -1457,11 +1467,11 @@ netdev_vhost_dma_send(struct netdev_vhost_dma *vd, int vid, int txq,
          * can be delivered in order behind them. */
         return vd_drop(vq, pmd, PMD_DMA_ERRORS, pkts, cnt);
     }
-    if (dwq && vd_flag(&vq->registered) && vd->mode != VHOST_DMA_OFF) {
+    if (dwq && vd_flag(&vq->registered) && vd->mode != NETDEV_VHOST_DMA_OFF) {
         /* A device on the PMD thread's NUMA node, preferably, shared with
          * other threads if there are not enough. */
         dma_id = dpdk_dma_thread_get_channel(
-            vd->mode == VHOST_DMA_LIST ? vd->allowed : 0,
+            vd->mode == NETDEV_VHOST_DMA_LIST ? vd->allowed : 0,
             pmd_dma_numa_id(pmd));
         pmd_dma_note_channel(pmd, dma_id);
     }

@@ -70,6 +70,27 @@ struct netdev_vhost_dma;
 void netdev_vhost_dma_set_config(struct netdev_vhost_dma **, struct netdev *,
                                  const struct smap *args, bool iommu,
                                  bool postcopy);
+
+/* The options of a port, as netdev_vhost_dma_parse_options() reads them
+ * from 'args'.  'iommu' and 'postcopy' say whether the port has
+ * vhost-iommu-support or vhost-postcopy-support, with which DPDK refuses
+ * async copies.  Returns NULL, or the message for the Interface's 'error'
+ * column (malloc()'d, for the caller to free), and then 'mode' is
+ * NETDEV_VHOST_DMA_OFF.  The pool of DMA devices checks the devices of a
+ * list (dpdk_dma_parse_list()). */
+enum netdev_vhost_dma_mode {
+    NETDEV_VHOST_DMA_OFF,       /* tx-dma=false (the default). */
+    NETDEV_VHOST_DMA_AUTO,      /* Any device of the pool. */
+    NETDEV_VHOST_DMA_LIST,      /* A device of 'allowed'. */
+};
+struct netdev_vhost_dma_options {
+    enum netdev_vhost_dma_mode mode;
+    uint64_t allowed;           /* NETDEV_VHOST_DMA_LIST: dev_id bits. */
+    uint32_t threshold;         /* tx-dma-threshold, in bytes. */
+};
+char *netdev_vhost_dma_parse_options(const struct smap *args, bool iommu,
+                                     bool postcopy,
+                                     struct netdev_vhost_dma_options *);
 char *netdev_vhost_dma_get_error(const struct netdev_vhost_dma *);
 uint64_t netdev_vhost_dma_socket_flags(const struct netdev_vhost_dma *);
 bool netdev_vhost_dma_needs_reregister(const struct netdev_vhost_dma *,

@@ -25,6 +25,7 @@
 #undef NDEBUG
 
 #include "dpdk-dma.h"
+#include "netdev-vhost-dma.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,85 @@ test_lists(struct ovs_cmdl_context *ctx OVS_UNUSED)
     check_list("dma_skeleton1,dma_skeleton1", 0,
                "DMA device 'dma_skeleton1' is listed twice");
     printf("lists: ok\n");
+}
+
+static void
+check_options(const char *tx_dma, const char *threshold, bool iommu,
+              bool postcopy, enum netdev_vhost_dma_mode mode,
+              uint64_t allowed, uint32_t expected_threshold,
+              const char *expected_error)
+{
+    struct smap args = SMAP_INITIALIZER(&args);
+    struct netdev_vhost_dma_options opts;
+    char *error;
+
+    if (tx_dma) {
+        smap_add(&args, "tx-dma", tx_dma);
+    }
+    if (threshold) {
+        smap_add(&args, "tx-dma-threshold", threshold);
+    }
+    error = netdev_vhost_dma_parse_options(&args, iommu, postcopy, &opts);
+    if (!nullable_string_is_equal(error, expected_error)
+        || opts.mode != mode || opts.allowed != allowed
+        || (!error && opts.threshold != expected_threshold)) {
+        ovs_fatal(0, "tx-dma '%s', tx-dma-threshold '%s', iommu %d, postcopy "
+                  "%d: got mode %d, devices %#"PRIx64", threshold %"PRIu32
+                  " and error '%s', expected %d, %#"PRIx64", %"PRIu32
+                  " and '%s'", tx_dma ? tx_dma : "(none)",
+                  threshold ? threshold : "(none)", iommu, postcopy,
+                  opts.mode, opts.allowed, opts.threshold,
+                  error ? error : "(none)", mode, allowed,
+                  expected_threshold,
+                  expected_error ? expected_error : "(none)");
+    }
+    free(error);
+    smap_destroy(&args);
+}
+
+/* The options of a vhost port: 'tx-dma', 'tx-dma-threshold' and the
+ * socket options that rule DMA out, with the exact messages of the
+ * Interface's 'error' column.  A port whose options are in error copies
+ * with the CPU (mode off). */
+static void
+test_options(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    const enum netdev_vhost_dma_mode off = NETDEV_VHOST_DMA_OFF;
+    const enum netdev_vhost_dma_mode list = NETDEV_VHOST_DMA_LIST;
+    const enum netdev_vhost_dma_mode any = NETDEV_VHOST_DMA_AUTO;
+    const char *bad_threshold = "is not a number of bytes between 0 and "
+                                "65535";
+    uint64_t bit1;
+
+    init_dpdk();
+    bit1 = UINT64_C(1) << dev1;
+    check_options(NULL, NULL, false, false, off, 0, 1024, NULL);
+    check_options("false", NULL, false, false, off, 0, 1024, NULL);
+    check_options("auto", NULL, false, false, any, 0, 1024, NULL);
+    check_options("dma_skeleton1", "0", false, false, list, bit1, 0, NULL);
+    check_options("auto", "65535", false, false, any, 0, 65535, NULL);
+    check_options("nosuch", NULL, false, false, off, 0, 0,
+                  "unknown DMA device 'nosuch'");
+    check_options("dma_skeleton0,", NULL, false, false, off, 0, 0,
+                  "malformed list of DMA devices 'dma_skeleton0,': expected "
+                  "device names separated by commas");
+    for (int i = 0; i < 6; i++) {
+        static const char *bad[] = {"65536", "abc", "", "-1", "+5", " 5"};
+        char *msg = xasprintf("tx-dma-threshold: '%s' %s", bad[i],
+                              bad_threshold);
+
+        check_options("auto", bad[i], false, false, off, 0, 0, msg);
+        free(msg);
+    }
+    check_options("auto", NULL, true, false, off, 0, 0,
+                  "tx-dma cannot be used with vhost-iommu-support: DPDK "
+                  "refuses async copies on such sockets");
+    check_options("dma_skeleton1", NULL, false, true, off, bit1, 0,
+                  "tx-dma cannot be used with vhost-postcopy-support: DPDK "
+                  "refuses async copies on such sockets");
+    /* Without DMA, those socket options are no concern of tx-dma. */
+    check_options("false", NULL, true, true, off, 0, 1024, NULL);
+    printf("options: ok\n");
 }
 
 /* A second thread, which claims a device on request and stays alive (it
@@ -283,6 +363,7 @@ test_numa(struct ovs_cmdl_context *ctx OVS_UNUSED)
 
 static const struct ovs_cmdl_command commands[] = {
     {"lists", NULL, 0, 0, test_lists, OVS_RO},
+    {"options", NULL, 0, 0, test_options, OVS_RO},
     {"assignment", NULL, 0, 0, test_assignment, OVS_RO},
     {"numa", NULL, 0, 0, test_numa, OVS_RO},
     {NULL, NULL, 0, 0, NULL, OVS_RO},
