@@ -508,6 +508,10 @@ netdev_vhost_dma_socket_registered(struct netdev_vhost_dma *vd,
     if (vd) {
         atomic_store_relaxed(&vd->socket_async,
                              (flags & RTE_VHOST_USER_ASYNC_COPY) != 0);
+        /* rte_vhost_driver_unregister() (lib/vhost/socket.c, DPDK 22.11)
+         * closes the socket's connections without destroy_connection:
+         * whatever comes next is a new connection. */
+        atomic_store_relaxed(&vd->new_connection, true);
     }
 }
 
@@ -663,20 +667,36 @@ vd_poll_channels(struct netdev_vhost_dma *vd, int vid, int txq,
     return done;
 }
 
-/* Returns the number of milliseconds (1 to 10000) in environment variable
- * 'var', which a test sets, or 'dflt' if it is not set or out of range.
- * Logs "WHAT N ms (VAR)" when the variable is used. */
-static int
-vd_env_ms(const char *var, int dflt, const char *what)
-{
-    const char *s = getenv(var);
-    int n;
+/* A duration, in milliseconds, that a test may set through an environment
+ * variable (1 to 10000), read once.  vd_knob_ms() returns it: 'dflt' if
+ * 'var' is not set or out of range; it logs "WHAT N ms (VAR)" when the
+ * variable is used. */
+struct vd_knob {
+    const char *var;
+    int dflt;
+    const char *what;
+    struct ovsthread_once once;
+    int ms;
+};
 
-    if (s && str_to_int(s, 10, &n) && n >= 1 && n <= 10000) {
-        VLOG_INFO("%s %d ms (%s)", what, n, var);
-        return n;
+#define VD_KNOB_INITIALIZER(VAR, DFLT, WHAT) \
+    { VAR, DFLT, WHAT, OVSTHREAD_ONCE_INITIALIZER, 0 }
+
+static int
+vd_knob_ms(struct vd_knob *knob)
+{
+    if (ovsthread_once_start(&knob->once)) {
+        const char *s = getenv(knob->var);
+        int n;
+
+        knob->ms = knob->dflt;
+        if (s && str_to_int(s, 10, &n) && n >= 1 && n <= 10000) {
+            VLOG_INFO("%s %d ms (%s)", knob->what, n, knob->var);
+            knob->ms = n;
+        }
+        ovsthread_once_done(&knob->once);
     }
-    return dflt;
+    return knob->ms;
 }
 
 /* Returns how long a thread waits for copies in flight ahead of packets it
@@ -686,16 +706,11 @@ vd_env_ms(const char *var, int dflt, const char *what)
 static int
 vd_order_wait_ms(void)
 {
-    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
-    static int wait_ms;
+    static struct vd_knob knob = VD_KNOB_INITIALIZER(
+        "OVS_VHOST_DMA_ORDER_WAIT_MS", VHOST_DMA_ORDER_WAIT_MS,
+        "copies in flight are waited for up to");
 
-    if (ovsthread_once_start(&once)) {
-        wait_ms = vd_env_ms("OVS_VHOST_DMA_ORDER_WAIT_MS",
-                            VHOST_DMA_ORDER_WAIT_MS,
-                            "copies in flight are waited for up to");
-        ovsthread_once_done(&once);
-    }
-    return wait_ms;
+    return vd_knob_ms(&knob);
 }
 
 /* Returns how long a clear waits for copies in flight before it abandons
@@ -705,16 +720,11 @@ vd_order_wait_ms(void)
 static int
 vd_clear_timeout_ms(void)
 {
-    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
-    static int timeout_ms;
+    static struct vd_knob knob = VD_KNOB_INITIALIZER(
+        "OVS_VHOST_DMA_CLEAR_TIMEOUT_MS", VHOST_DMA_CLEAR_TIMEOUT_MS,
+        "copies in flight are cleared within");
 
-    if (ovsthread_once_start(&once)) {
-        timeout_ms = vd_env_ms("OVS_VHOST_DMA_CLEAR_TIMEOUT_MS",
-                               VHOST_DMA_CLEAR_TIMEOUT_MS,
-                               "copies in flight are cleared within");
-        ovsthread_once_done(&once);
-    }
-    return timeout_ms;
+    return vd_knob_ms(&knob);
 }
 
 /* Returns how long netdev_vhost_dma_new_device() waits once it set up a
@@ -726,15 +736,11 @@ vd_clear_timeout_ms(void)
 static int
 vd_new_device_delay_ms(void)
 {
-    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
-    static int delay_ms;
+    static struct vd_knob knob = VD_KNOB_INITIALIZER(
+        "OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS", 0,
+        "new_device returns after a delay of");
 
-    if (ovsthread_once_start(&once)) {
-        delay_ms = vd_env_ms("OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS", 0,
-                             "new_device returns after a delay of");
-        ovsthread_once_done(&once);
-    }
-    return delay_ms;
+    return vd_knob_ms(&knob);
 }
 
 /* Completes the copies of 'txq' up to copy number 'mark', polling every

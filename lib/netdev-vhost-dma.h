@@ -139,7 +139,9 @@ uint32_t netdev_vhost_dma_mbufs_in_flight(void);
  * destroy_connection, for the port whose socket it names: the port's
  * statistics restart with the next connection, as vhost's own do, and not
  * with a new_device that follows a guest's stop and restart of the device
- * on the same connection, which vhost counts on. */
+ * on the same connection, which vhost counts on.  (A socket registered
+ * again, see netdev_vhost_dma_socket_registered(), starts a new
+ * connection too.) */
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);
 void netdev_vhost_dma_connection_closed(struct netdev_vhost_dma *);
 bool netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id,
