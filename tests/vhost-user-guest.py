@@ -22,6 +22,10 @@ to segment it (GSO), on the Tx virtqueue of queue pair 0, over and over.
     --late-queues M     queue pairs set up once the back-end started the
                         device, --late-delay seconds (default 1.0) after
                         queue pair 0 was enabled
+    --late-announce     send the late queue pairs' sizes (SET_VRING_NUM)
+                        before the first queue pair is ready, so that vhost
+                        counts them when it starts the device, though they
+                        become ready only later
     --enable-delay S    seconds between the enables of a queue pair's Rx
                         and Tx virtqueues (default 0): the back-end sees
                         the Rx one enabled well before the device is
@@ -921,6 +925,12 @@ class Guest:
         """Everything from the connection to the initial queue pairs."""
         self.vrings_close()
         self.negotiate()
+        if self.args.late_announce:
+            first = self.args.queues
+            for index in range(2 * first,
+                               2 * (first + self.args.late_queues)):
+                self.channel.must(SET_VRING_NUM, struct.pack(
+                    '<II', index, self.args.queue_size))
         self.setup_queue_pairs(range(self.args.queues))
         log('ready: %d queue pairs' % self.args.queues)
         if self.args.late_queues:
@@ -1196,6 +1206,7 @@ def parse_args(argv):
                        help='listen on PATH for the back-end')
     parser.add_argument('--queues', type=int, default=1, metavar='N')
     parser.add_argument('--late-queues', type=int, default=0, metavar='M')
+    parser.add_argument('--late-announce', action='store_true')
     parser.add_argument('--late-delay', type=float, default=1.0,
                         metavar='SECONDS')
     parser.add_argument('--enable-delay', type=float, default=0,
