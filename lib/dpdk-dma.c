@@ -134,6 +134,7 @@ struct dma_thread {
     uint64_t owned;             /* Devices it owns, a bit per dev_id. */
     struct dma_failed_claim failed[DMA_FAILED_CLAIMS];
     unsigned int next_failed;   /* Slot of 'failed' to overwrite next. */
+    unsigned int claims;        /* Claims tried, each under 'dma_mutex'. */
 };
 
 DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread, { 0 });
@@ -742,6 +743,7 @@ dma_claim(uint64_t allowed, int numa_id)
     uint64_t usable;
     int best = -1;
 
+    t->claims++;
     ovs_mutex_lock(&dma_mutex);
     atomic_read_relaxed(&usable_mask, &usable);
     for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
@@ -844,6 +846,12 @@ uint64_t
 dpdk_dma_thread_owned(void)
 {
     return dma_thread_get()->owned;
+}
+
+unsigned int
+dpdk_dma_thread_claims(void)
+{
+    return dma_thread_get()->claims;
 }
 
 uint16_t

@@ -94,6 +94,11 @@ void dpdk_dma_thread_release(void);
 /* Returns the mask of the devices the calling thread owns. */
 uint64_t dpdk_dma_thread_owned(void);
 
+/* Returns how many times the calling thread looked for a device in the pool
+ * (taking its lock) since it started: what the failed-claim backoff of
+ * dpdk_dma_thread_get_channel() keeps low. */
+unsigned int dpdk_dma_thread_claims(void);
+
 /* Takes device 'name' out of service ('drain') or back into it, as
  * dpdk-dma/drain and dpdk-dma/undrain do.  Returns NULL, or an error
  * message for the caller to free. */

@@ -361,11 +361,76 @@ test_numa(struct ovs_cmdl_context *ctx OVS_UNUSED)
     printf("numa: ok\n");
 }
 
+static void
+drain(int dev, bool drained)
+{
+    char *error = dpdk_dma_set_drained(dev == dev0 ? "dma_skeleton0"
+                                                   : "dma_skeleton1",
+                                       drained);
+    ovs_assert(!error);
+}
+
+static void
+check_claims(unsigned int expected, const char *when)
+{
+    unsigned int claims = dpdk_dma_thread_claims();
+
+    if (claims != expected) {
+        ovs_fatal(0, "%s: %u claims, expected %u", when, claims, expected);
+    }
+}
+
+/* The failed-claim backoff: a thread that sends to ports with different
+ * device lists, none of which has a usable device, looks for one (under the
+ * pool's lock) once per list, not once per burst; it looks again at once
+ * when a device returns to service, and after a second otherwise. */
+static void
+test_backoff(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    uint64_t a, b;
+
+    init_dpdk();
+    a = bit(dev0);
+    b = bit(dev1);
+    drain(dev0, true);
+    drain(dev1, true);
+
+    /* Two ports, one list each, alternating: a claim per list. */
+    for (int i = 0; i < 100; i++) {
+        ovs_assert(dpdk_dma_thread_get_channel(a, -1) == -1);
+        ovs_assert(dpdk_dma_thread_get_channel(b, -1) == -1);
+        ovs_assert(dpdk_dma_thread_get_channel(0, -1) == -1);
+    }
+    check_claims(3, "three lists, nothing usable");
+
+    /* A device back in service: each list looks again, once. */
+    drain(dev1, false);
+    for (int i = 0; i < 100; i++) {
+        ovs_assert(dpdk_dma_thread_get_channel(a, -1) == -1);
+        ovs_assert(dpdk_dma_thread_get_channel(b, -1) == dev1);
+        ovs_assert(dpdk_dma_thread_get_channel(0, -1) == dev1);
+    }
+    check_claims(5, "after an undrain");
+
+    /* A second later, a list is looked for again, once. */
+    xsleep(1);
+    for (int i = 0; i < 100; i++) {
+        ovs_assert(dpdk_dma_thread_get_channel(a, -1) == -1);
+    }
+    check_claims(6, "a second later");
+
+    drain(dev0, false);
+    drain(dev1, false);
+    dpdk_dma_thread_release();
+    printf("backoff: ok\n");
+}
+
 static const struct ovs_cmdl_command commands[] = {
     {"lists", NULL, 0, 0, test_lists, OVS_RO},
     {"options", NULL, 0, 0, test_options, OVS_RO},
     {"assignment", NULL, 0, 0, test_assignment, OVS_RO},
     {"numa", NULL, 0, 0, test_numa, OVS_RO},
+    {"backoff", NULL, 0, 0, test_backoff, OVS_RO},
     {NULL, NULL, 0, 0, NULL, OVS_RO},
 };
 
