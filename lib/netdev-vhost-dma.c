@@ -63,10 +63,10 @@
  *   notifications from within handlers (vhost_user_set_vring_call(),
  *   vhost_user_set_vring_kick(), and vhost_user_set_mem_table() for async
  *   devices) all come from requests of that list.  So the callback asks
- *   which message is being handled: new_device registers vd_pre_msg()
- *   and vd_post_msg() (rte_vhost_extern_callback_register(), which vhost
- *   calls before and after each message's handler, locks already taken)
- *   to record it per thread.
+ *   which message is being handled: each new connection registers
+ *   vd_pre_msg() (rte_vhost_extern_callback_register(), which vhost calls
+ *   before each message's handler, locks already taken) to record it per
+ *   thread, from the first message on.
  *
  * The experimental vhost async API is used here and nowhere else in
  * netdev-dpdk. */
@@ -202,13 +202,14 @@ static struct netdev_vhost_dma *by_vid[VHOST_DMA_MAX_VID]
     OVS_GUARDED_BY(by_vid_mutex);
 
 /* The vhost-user message that DPDK's vhost thread is handling, recorded by
- * vd_pre_msg() and vd_post_msg(). */
+ * vd_pre_msg(). */
 struct vd_msg {
     int vid;                    /* Device, or -1 before any message. */
     uint32_t request;           /* Its VHOST_USER_* request. */
-    bool in_handler;            /* Between pre and post handling. */
+    uint32_t mem_table_notes;   /* Made-up notifications seen, see
+                                 * vd_mem_table_note(). */
 };
-DEFINE_STATIC_PER_THREAD_DATA(struct vd_msg, vd_msg, { -1, 0, false });
+DEFINE_STATIC_PER_THREAD_DATA(struct vd_msg, vd_msg, { -1, 0, 0 });
 
 /* vhost-user requests, numbered by the vhost-user protocol (the order of
  * enum vhost_user_request in DPDK's lib/vhost/vhost_user.h). */
@@ -270,23 +271,53 @@ vd_pre_msg(int vid, void *msg)
 
     m->vid = vid;
     memcpy(&m->request, msg, sizeof m->request);
-    m->in_handler = true;
-    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-}
-
-/* rte_vhost_user_extern_ops 'post_msg_handle': the message's own handler
- * returned; vhost notifies the changes of readiness next. */
-static enum rte_vhost_msg_result
-vd_post_msg(int vid OVS_UNUSED, void *msg OVS_UNUSED)
-{
-    vd_msg_get()->in_handler = false;
+    m->mem_table_notes = 0;
     return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
 static const struct rte_vhost_user_extern_ops vd_msg_ops = {
     .pre_msg_handle = vd_pre_msg,
-    .post_msg_handle = vd_post_msg,
 };
+
+/* Returns true if the notification of vring 'queue_id' of 'vid' ('enable')
+ * is one that vhost_user_set_mem_table() makes up, 'm' being a
+ * SET_MEM_TABLE.  In DPDK 22.11 (lib/vhost/vhost_user.c), the handler of
+ * an async device with memory already mapped notifies vrings 0 to
+ * nr_vring - 1 as disabled, in that order, before it unmaps the memory,
+ * and, if it mapped the new memory, the same vrings as enabled, whatever
+ * the guest asked for.  Then vhost_user_msg_handler() may notify real
+ * changes of readiness: those come after the made-up ones (or, if the
+ * handler failed halfway, out of their sequence), so counting tells them
+ * apart, which a flag set around the handler could not (vhost skips
+ * post_msg_handle after a failed handler). */
+static bool
+vd_mem_table_note(struct vd_msg *m, int vid, uint16_t queue_id, int enable)
+{
+    uint32_t nr_vring = rte_vhost_get_vring_num(vid);
+    uint32_t k = m->mem_table_notes;
+
+    if (k < nr_vring ? !enable && queue_id == k
+        : k < 2 * nr_vring && enable && queue_id == k - nr_vring) {
+        m->mem_table_notes++;
+        return true;
+    }
+    return false;
+}
+
+int
+netdev_vhost_dma_new_connection(int vid)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+
+    /* Cheap, and harmless for a socket without async copies (vhost makes
+     * up no notification for those): so for every connection, from its
+     * first message on, before any DMA port could know its vid. */
+    if (rte_vhost_extern_callback_register(vid, &vd_msg_ops, NULL)) {
+        VLOG_WARN_RL(&rl, "vid %d: cannot follow the vhost-user messages",
+                     vid);
+    }
+    return 0;
+}
 
 static inline void
 vd_count(atomic_uint64_t *counter, uint64_t n)
@@ -1091,14 +1122,15 @@ bool
 netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id, int enable)
 {
     static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
-    const struct vd_msg *m = vd_msg_get();
+    struct vd_msg *m = vd_msg_get();
     bool known = m->vid == vid;
     bool locked = known && vd_request_locks_vqs(m->request);
     /* vhost_user_set_mem_table() of an async device notifies every vring
      * as disabled before it unmaps guest memory and as enabled after it
-     * mapped the new memory, whatever the guest asked for. */
-    bool mem_table = known && m->in_handler
-                     && m->request == VD_REQ_SET_MEM_TABLE;
+     * mapped the new memory, whatever the guest asked for: also before
+     * new_device, when no port knows 'vid' yet. */
+    bool mem_table = (known && m->request == VD_REQ_SET_MEM_TABLE
+                      && vd_mem_table_note(m, vid, queue_id, enable));
     struct netdev_vhost_dma *vd = vd_by_vid(vid);
     int txq = queue_id / 2;
 
@@ -1109,8 +1141,8 @@ netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id, int enable)
         return !mem_table;
     }
     if (!known) {
-        /* new_device registered vd_msg_ops for this vid, so this does not
-         * happen.  Without the lock context, do nothing that could
+        /* new_connection registered vd_msg_ops for this vid, so this does
+         * not happen.  Without the lock context, do nothing that could
          * deadlock. */
         VLOG_WARN_RL(&rl, "%s: vring %"PRIu16" %s outside of any vhost-user "
                      "message", vd->name, queue_id,

@@ -113,6 +113,10 @@ uint32_t netdev_vhost_dma_mbufs_in_flight(void);
 /* vhost callbacks, in DPDK's vhost thread (destroy_device also in the
  * thread that unregisters a socket).
  *
+ * netdev_vhost_dma_new_connection() is vhost's new_connection callback, for
+ * every socket: it follows the connection's vhost-user messages from the
+ * first on, which the other callbacks need.  Returns 0.
+ *
  * netdev_vhost_dma_new_device() is called by new_device before netdev-dpdk
  * publishes the guest's vid to the threads that send: it starts the
  * port's statistics afresh, as vhost does, and registers the async
@@ -142,6 +146,7 @@ uint32_t netdev_vhost_dma_mbufs_in_flight(void);
  * on the same connection, which vhost counts on.  (A socket registered
  * again, see netdev_vhost_dma_socket_registered(), starts a new
  * connection too.) */
+int netdev_vhost_dma_new_connection(int vid);
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);
 void netdev_vhost_dma_connection_closed(struct netdev_vhost_dma *);
 bool netdev_vhost_dma_vring_state_changed(int vid, uint16_t queue_id,

@@ -26,6 +26,11 @@ to segment it (GSO), on the Tx virtqueue of queue pair 0, over and over.
                         before the first queue pair is ready, so that vhost
                         counts them when it starts the device, though they
                         become ready only later
+    --early-mem-table   with --late-queues: lay out the late queue pairs
+                        (left disabled) and send a new memory table (a
+                        region added) before the first queue pair is set
+                        up, so that vhost notifies every vring as disabled,
+                        then enabled, before it starts the device
     --enable-delay S    seconds between the enables of a queue pair's Rx
                         and Tx virtqueues (default 0): the back-end sees
                         the Rx one enabled well before the device is
@@ -925,7 +930,15 @@ class Guest:
         """Everything from the connection to the initial queue pairs."""
         self.vrings_close()
         self.negotiate()
-        if self.args.late_announce:
+        if self.args.early_mem_table:
+            first = self.args.queues
+            for index in range(2 * first,
+                               2 * (first + self.args.late_queues)):
+                self.configure_vring(index)
+            self.memory.with_extra = True
+            if not self.send_mem_table():
+                raise ProtocolError('back-end refused SET_MEM_TABLE')
+        elif self.args.late_announce:
             first = self.args.queues
             for index in range(2 * first,
                                2 * (first + self.args.late_queues)):
@@ -1207,6 +1220,7 @@ def parse_args(argv):
     parser.add_argument('--queues', type=int, default=1, metavar='N')
     parser.add_argument('--late-queues', type=int, default=0, metavar='M')
     parser.add_argument('--late-announce', action='store_true')
+    parser.add_argument('--early-mem-table', action='store_true')
     parser.add_argument('--late-delay', type=float, default=1.0,
                         metavar='SECONDS')
     parser.add_argument('--enable-delay', type=float, default=0,
