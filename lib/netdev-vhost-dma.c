@@ -1085,7 +1085,11 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
     atomic_store_relaxed(&vd->new_connection, false);
     for (int txq = 0; txq < MAX(n_txq, vd_max_txq(vd)); txq++) {
         if (new_connection) {
+            /* Copies abandoned on a stuck engine went with the last
+             * connection's virtqueues: its channels are no longer this
+             * virtqueue's to poll or clear. */
             vd_reset_stats(&vd->vqs[txq]);
+            atomic_store_relaxed(&vd->vqs[txq].channels, 0);
         }
         vd_rebase_vq(&vd->vqs[txq], 0);
     }
