@@ -48,6 +48,7 @@ struct dw_counters {
     atomic_uint64_t added;
     atomic_uint64_t coalesced;
     atomic_uint64_t full;
+    atomic_uint64_t grown;
     atomic_uint64_t polls;
     atomic_uint64_t empty_polls;
     atomic_uint64_t done;
@@ -60,7 +61,8 @@ struct dw_counters {
 struct dw_queue {
     struct dw_item *items;
     size_t n_items;
-    size_t capacity;
+    size_t capacity;            /* Items allocated... */
+    size_t max;                 /* ...and at most, see dw_queue_set_max(). */
     size_t cursor;              /* Next item to poll. */
     unsigned int pending;       /* Sum of the items' 'pending'. */
     struct dw_counters c;
@@ -93,7 +95,14 @@ dw_queue_create(size_t capacity)
     ovs_assert(capacity > 0);
     q->items = xcalloc(capacity, sizeof *q->items);
     q->capacity = capacity;
+    q->max = capacity;
     return q;
+}
+
+void
+dw_queue_set_max(struct dw_queue *q, size_t max)
+{
+    q->max = MAX(max, q->capacity);
 }
 
 /* Destroys 'q', which must be empty: work still pending would otherwise be
@@ -124,6 +133,19 @@ dw_find(struct dw_queue *q, const struct dw_ops *ops, void *obj, uint32_t arg)
     return NULL;
 }
 
+/* Makes room for more items, up to 'q->max'.  Rare: the number of sources
+ * that a queue's owner feeds at once settles. */
+static bool
+dw_grow(struct dw_queue *q)
+{
+    size_t capacity = q->max / 2 < q->capacity ? q->max : 2 * q->capacity;
+
+    q->items = xrealloc(q->items, capacity * sizeof *q->items);
+    q->capacity = capacity;
+    dw_count(&q->c.grown, 1);
+    return true;
+}
+
 bool
 dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
              uint32_t arg, unsigned int n, uint64_t mark)
@@ -135,7 +157,8 @@ dw_queue_add(struct dw_queue *q, const struct dw_ops *ops, void *obj,
         item->pending += n;
         q->pending += n;
         dw_count(&q->c.coalesced, 1);
-    } else if (q->n_items < q->capacity) {
+    } else if (q->n_items < q->capacity
+               || (q->capacity < q->max && dw_grow(q))) {
         item = &q->items[q->n_items++];
         item->ops = ops;
         item->obj = obj;
@@ -300,6 +323,7 @@ dw_queue_get_stats(const struct dw_queue *q_, struct dw_stats *s)
 
     atomic_read_relaxed(&q->c.added, &s->added);
     atomic_read_relaxed(&q->c.coalesced, &s->coalesced);
+    atomic_read_relaxed(&q->c.grown, &s->grown);
     atomic_read_relaxed(&q->c.full, &s->full);
     atomic_read_relaxed(&q->c.polls, &s->polls);
     atomic_read_relaxed(&q->c.empty_polls, &s->empty_polls);

@@ -41,9 +41,11 @@
  *
  * The owner polls the queue regularly (dw_queue_poll(), within a budget),
  * and drains it (dw_queue_drain()) before whatever the work depends on goes
- * away.  The queue never allocates after dw_queue_create(), never waits
- * (only dw_queue_drain() does, with a deadline) and never drops work: when
- * it is full, dw_queue_add() says so and the caller keeps the work.
+ * away.  The queue allocates only when it grows (if dw_queue_set_max()
+ * allows it to: the number of sources its owner feeds at once is not known
+ * in advance, but it settles), never waits (only dw_queue_drain() does,
+ * with a deadline) and never drops work: when it is full, dw_queue_add()
+ * says so and the caller keeps the work.
  *
  * Thread-safety
  * =============
@@ -82,6 +84,7 @@ struct dw_stats {
     uint64_t added;          /* dw_queue_add() calls that succeeded. */
     uint64_t coalesced;      /* ...of which joined an existing item. */
     uint64_t full;           /* dw_queue_add() calls refused: queue full. */
+    uint64_t grown;          /* Times the queue made room for more items. */
     uint64_t polls;          /* Items polled. */
     uint64_t empty_polls;    /* ...that made no progress. */
     uint64_t done;           /* Items whose work was all done. */
@@ -91,7 +94,11 @@ struct dw_stats {
     uint64_t pending;        /* Units of work pending on them now. */
 };
 
+/* Creates a queue for 'capacity' sources at once, which it holds without
+ * allocating, and at most, unless dw_queue_set_max() lets it grow (doubling
+ * its room each time it is full) up to 'max' sources. */
 struct dw_queue *dw_queue_create(size_t capacity);
+void dw_queue_set_max(struct dw_queue *, size_t max);
 void dw_queue_destroy(struct dw_queue *);
 
 /* Records that 'obj'/'arg' has 'n' more units of pending work, the last

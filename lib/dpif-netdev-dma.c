@@ -77,13 +77,23 @@ static struct ovs_list pmd_dma_threads OVS_GUARDED_BY(pmd_dma_mutex)
 
 DEFINE_STATIC_PER_THREAD_DATA(struct pmd_dma_thread *, pmd_dma_self, NULL);
 
-size_t
-pmd_dma_dw_capacity(size_t capacity)
+/* Returns the number of sources that OVS_PMD_DEFERRED_WORK_MAX sets for
+ * tests, from 1 to 'capacity', or 0. */
+static unsigned int
+pmd_dma_dw_test_max(size_t capacity)
 {
     const char *s = getenv("OVS_PMD_DEFERRED_WORK_MAX");
     unsigned int n;
 
-    if (s && str_to_uint(s, 10, &n) && n >= 1 && n <= capacity) {
+    return s && str_to_uint(s, 10, &n) && n >= 1 && n <= capacity ? n : 0;
+}
+
+size_t
+pmd_dma_dw_capacity(size_t capacity)
+{
+    unsigned int n = pmd_dma_dw_test_max(capacity);
+
+    if (n) {
         VLOG_INFO("deferred-work queues hold %u sources "
                   "(OVS_PMD_DEFERRED_WORK_MAX)", n);
         return n;
@@ -100,6 +110,13 @@ pmd_dma_thread_start(unsigned int core_id, int numa_id, struct dw_queue *dwq)
     t->numa_id = numa_id;
     t->dwq = dwq;
     dw_queue_set_current(dwq);
+    if (!pmd_dma_dw_test_max(SIZE_MAX)) {
+        /* A thread may send to more ports than the queue has room for
+         * (each DMA-enabled port it sends to is a source): the queue grows
+         * then, rather than leave the copies of those ports to be waited
+         * for on the spot, or to complete only with their next send. */
+        dw_queue_set_max(dwq, SIZE_MAX);
+    }
 
     ovs_mutex_lock(&pmd_dma_mutex);
     ovs_list_push_back(&pmd_dma_threads, &t->node);

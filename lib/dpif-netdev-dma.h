@@ -156,8 +156,9 @@ pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_cost cost,
 
 /* Returns the capacity for a PMD thread's deferred-work queue: 'capacity',
  * unless the environment variable OVS_PMD_DEFERRED_WORK_MAX holds a number
- * from 1 to 'capacity'.  That is for tests only: they make the queue fill
- * up with a few ports, as it would with hundreds. */
+ * from 1 to 'capacity'.  The queue grows beyond 'capacity' when it must
+ * (pmd_dma_thread_start()), except with OVS_PMD_DEFERRED_WORK_MAX set: that
+ * is for tests only, which make the queue fill up with a few ports. */
 size_t pmd_dma_dw_capacity(size_t capacity);
 
 /* Registers dpif-netdev/pmd-dma-show.  'format' appends the name of the DMA

@@ -1354,10 +1354,11 @@ vd_submit(struct netdev_vhost_dma *vd, struct dw_queue *dwq,
         pmd_dma_count(pmd, PMD_DMA_SUBMITTED, n);
         if (!dw_queue_add(dwq, &vhost_dma_dw_ops, vd, txq, n,
                           submitted + n)) {
-            /* The thread's queue is full: complete these copies now,
-             * within a bound, depending on no other thread.  What is left
-             * completes with the next send to this txq, or when the guest
-             * goes away. */
+            /* The thread's queue is full, which only a queue capped for
+             * tests is (pmd_dma_thread_start() lets it grow otherwise):
+             * complete these copies now, within a bound, depending on no
+             * other thread.  What is left completes with the next send to
+             * this txq, or when the guest goes away. */
             COVERAGE_INC(vhost_dma_defer_full);
             pmd_dma_count(pmd, PMD_DMA_FORCED_POLLS, 1);
             if (!vd_complete_up_to(vd, vid, txq, submitted + n,

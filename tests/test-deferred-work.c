@@ -196,6 +196,37 @@ test_full(struct ovs_cmdl_context *ctx OVS_UNUSED)
     printf("full: ok\n");
 }
 
+/* A queue allowed to grow takes new sources beyond its capacity, doubling
+ * its room, up to its maximum, keeping every item's work. */
+static void
+test_grow(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    struct dw_queue *q = dw_queue_create(2);
+    struct fake f[6] = { [0 ... 5] = { .per_poll = 1, .per_drain = 1 } };
+    struct dw_stats s;
+
+    dw_queue_set_max(q, 5);
+    for (int i = 0; i < 5; i++) {
+        fake_add(q, &f[i], 0, i + 1);
+    }
+    CHECK_EQ(dw_queue_add(q, &fake_ops, &f[5], 0, 1, 1), false);
+    CHECK_EQ(dw_queue_n_items(q), 5);
+    CHECK_EQ(dw_queue_n_pending(q), 1 + 2 + 3 + 4 + 5);
+    dw_queue_get_stats(q, &s);
+    CHECK_EQ(s.grown, 2);                   /* 2 -> 4 -> 5. */
+    CHECK_EQ(s.full, 1);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(f[i].refs, 1);
+    }
+    CHECK_EQ(dw_queue_drain(q, 1000), 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(f[i].pending[0], 0);
+        CHECK_EQ(f[i].refs, 0);
+    }
+    dw_queue_destroy(q);
+    printf("grow: ok\n");
+}
+
 /* A budget smaller than the number of items reaches each item in turn. */
 static void
 test_round_robin(struct ovs_cmdl_context *ctx OVS_UNUSED)
@@ -288,6 +319,7 @@ static const struct ovs_cmdl_command commands[] = {
     {"coalesce", NULL, 0, 0, test_coalesce, OVS_RO},
     {"shared-mark", NULL, 0, 0, test_shared_mark, OVS_RO},
     {"full", NULL, 0, 0, test_full, OVS_RO},
+    {"grow", NULL, 0, 0, test_grow, OVS_RO},
     {"round-robin", NULL, 0, 0, test_round_robin, OVS_RO},
     {"drain-deadline", NULL, 0, 0, test_drain_deadline, OVS_RO},
     {"current", NULL, 0, 0, test_current, OVS_RO},
