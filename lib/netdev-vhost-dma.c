@@ -64,9 +64,9 @@
  *   vhost_user_set_vring_kick(), and vhost_user_set_mem_table() for async
  *   devices) all come from requests of that list.  So the callback asks
  *   which message is being handled: each new connection registers
- *   vd_pre_msg() (rte_vhost_extern_callback_register(), which vhost calls
- *   before each message's handler, locks already taken) to record it per
- *   thread, from the first message on.
+ *   vd_pre_msg() and vd_post_msg() (rte_vhost_extern_callback_register(),
+ *   which vhost calls before and after each message's handler, locks
+ *   already taken) to record it per thread, from the first message on.
  *
  * The experimental vhost async API is used here and nowhere else in
  * netdev-dpdk. */
@@ -202,14 +202,17 @@ static struct netdev_vhost_dma *by_vid[VHOST_DMA_MAX_VID]
     OVS_GUARDED_BY(by_vid_mutex);
 
 /* The vhost-user message that DPDK's vhost thread is handling, recorded by
- * vd_pre_msg(). */
+ * vd_pre_msg() and vd_post_msg(). */
 struct vd_msg {
     int vid;                    /* Device, or -1 before any message. */
     uint32_t request;           /* Its VHOST_USER_* request. */
+    bool in_handler;            /* Between pre and post handling (or after
+                                 * a handler that failed: vhost skips
+                                 * post_msg_handle then). */
     uint32_t mem_table_notes;   /* Made-up notifications seen, see
                                  * vd_mem_table_note(). */
 };
-DEFINE_STATIC_PER_THREAD_DATA(struct vd_msg, vd_msg, { -1, 0, 0 });
+DEFINE_STATIC_PER_THREAD_DATA(struct vd_msg, vd_msg, { -1, 0, false, 0 });
 
 /* vhost-user requests, numbered by the vhost-user protocol (the order of
  * enum vhost_user_request in DPDK's lib/vhost/vhost_user.h). */
@@ -271,12 +274,23 @@ vd_pre_msg(int vid, void *msg)
 
     m->vid = vid;
     memcpy(&m->request, msg, sizeof m->request);
+    m->in_handler = true;
     m->mem_table_notes = 0;
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+/* rte_vhost_user_extern_ops 'post_msg_handle': the message's own handler
+ * succeeded; vhost notifies the changes of readiness next. */
+static enum rte_vhost_msg_result
+vd_post_msg(int vid OVS_UNUSED, void *msg OVS_UNUSED)
+{
+    vd_msg_get()->in_handler = false;
     return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
 static const struct rte_vhost_user_extern_ops vd_msg_ops = {
     .pre_msg_handle = vd_pre_msg,
+    .post_msg_handle = vd_post_msg,
 };
 
 /* Returns true if the notification of vring 'queue_id' of 'vid' ('enable')
@@ -286,18 +300,20 @@ static const struct rte_vhost_user_extern_ops vd_msg_ops = {
  * nr_vring - 1 as disabled, in that order, before it unmaps the memory,
  * and, if it mapped the new memory, the same vrings as enabled, whatever
  * the guest asked for.  Then vhost_user_msg_handler() may notify real
- * changes of readiness: those come after the made-up ones (or, if the
- * handler failed halfway, out of their sequence), so counting tells them
- * apart, which a flag set around the handler could not (vhost skips
- * post_msg_handle after a failed handler). */
+ * changes of readiness.  After a handler that succeeded, vd_post_msg()
+ * tells those apart; after one that failed halfway, which vhost does not
+ * report to vd_post_msg(), their order does: the made-up enables never
+ * came. */
 static bool
 vd_mem_table_note(struct vd_msg *m, int vid, uint16_t queue_id, int enable)
 {
     uint32_t nr_vring = rte_vhost_get_vring_num(vid);
     uint32_t k = m->mem_table_notes;
 
-    if (k < nr_vring ? !enable && queue_id == k
-        : k < 2 * nr_vring && enable && queue_id == k - nr_vring) {
+    if (m->in_handler
+        && (k < nr_vring
+            ? !enable && queue_id == k
+            : k < 2 * nr_vring && enable && queue_id == k - nr_vring)) {
         m->mem_table_notes++;
         return true;
     }
