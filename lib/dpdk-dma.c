@@ -65,6 +65,7 @@
 
 #include "coverage.h"
 #include "dpif-netdev-dma.h"
+#include "netdev-vhost-dma.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
@@ -253,6 +254,7 @@ dma_show_device(struct ds *s, int16_t dev_id)
         }
     }
     ds_put_char(s, '\n');
+    netdev_vhost_dma_format_ports(s, dev_id);
     if (dev->started) {
         struct rte_dma_stats stats;
 

@@ -90,6 +90,7 @@
 #include "dpdk-dma.h"
 #include "dpif-netdev-dma.h"
 #include "netdev-provider.h"
+#include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
 #include "ovs-rcu.h"
@@ -615,6 +616,37 @@ netdev_vhost_dma_mbufs_in_flight(void)
 
     atomic_read_relaxed(&n_dma_ports, &n);
     return n * VHOST_DMA_MBUFS_PER_PORT;
+}
+
+void
+netdev_vhost_dma_format_ports(struct ds *s, int dev_id)
+{
+    uint64_t bit = UINT64_C(1) << dev_id;
+    bool any = false;
+
+    ds_put_cstr(s, "  ports: ");
+    ovs_mutex_lock(&by_vid_mutex);
+    for (int vid = 0; vid < VHOST_DMA_MAX_VID; vid++) {
+        const struct netdev_vhost_dma *vd = by_vid[vid];
+        bool listed = false;
+
+        for (int txq = 0; vd && txq < vd_max_txq(vd); txq++) {
+            if (vd_read(&vd->vqs[txq].channels) & bit) {
+                if (!listed) {
+                    ds_put_format(s, "%s%s (txq %d", any ? ", " : "",
+                                  vd->name, txq);
+                    listed = any = true;
+                } else {
+                    ds_put_format(s, ", %d", txq);
+                }
+            }
+        }
+        if (listed) {
+            ds_put_char(s, ')');
+        }
+    }
+    ovs_mutex_unlock(&by_vid_mutex);
+    ds_put_cstr(s, any ? "\n" : "none\n");
 }
 
 void

@@ -53,6 +53,7 @@
  * that holds the txq's lock, with the same rules as the rest of
  * netdev-dpdk. */
 
+struct ds;
 struct netdev;
 struct netdev_custom_stats;
 struct rte_mbuf;
@@ -146,6 +147,11 @@ uint32_t netdev_vhost_dma_mbufs_in_flight(void);
  * on the same connection, which vhost counts on.  (A socket registered
  * again, see netdev_vhost_dma_socket_registered(), starts a new
  * connection too.) */
+/* Appends to 's' a line "  ports: ..." that names the DMA-enabled ports
+ * whose connected guest had copies of its queues (txqs) submitted to DMA
+ * device 'dev_id' since it connected, or "none".  For dpdk-dma/show. */
+void netdev_vhost_dma_format_ports(struct ds *, int dev_id);
+
 int netdev_vhost_dma_new_connection(int vid);
 void netdev_vhost_dma_new_device(struct netdev_vhost_dma *, int vid);
 void netdev_vhost_dma_connection_closed(struct netdev_vhost_dma *);
