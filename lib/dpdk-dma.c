@@ -39,7 +39,10 @@
  * its fast path reads only that and 'usable_mask' (started, not drained,
  * not failed), lock-free.  A thread key's destructor releases a thread's
  * devices when it exits; a thread that claims a device because those it
- * owns went out of service releases those.
+ * owns went out of service releases those.  When a device becomes free
+ * (one more in service, or its last user gone), 'free_seq' changes, and a
+ * thread that shares its device moves to the free one at its next look:
+ * sharing lasts no longer than a shortage does.
  *
  * Failures: a device that reports copy errors (rte_dma_stats_get()) or
  * whose copies did not complete in time is taken out of service for good
@@ -80,6 +83,7 @@ VLOG_DEFINE_THIS_MODULE(dpdk_dma);
 
 COVERAGE_DEFINE(dpdk_dma_claim);
 COVERAGE_DEFINE(dpdk_dma_claim_failed);
+COVERAGE_DEFINE(dpdk_dma_claim_relief);
 COVERAGE_DEFINE(dpdk_dma_claim_shared);
 COVERAGE_DEFINE(dpdk_dma_failed);
 
@@ -117,6 +121,14 @@ static char *dma_devices_config OVS_GUARDED_BY(dma_mutex);
 /* Devices that are started and not drained: a bit per dev_id. */
 static atomic_uint64_t usable_mask = ATOMIC_VAR_INIT(0);
 
+/* Changes when a device may have become free for a thread that shares one:
+ * a device came into service or lost its last user. */
+static atomic_uint32_t free_seq = ATOMIC_VAR_INIT(0);
+
+/* The number of users of each device, for threads to read without
+ * 'dma_mutex'. */
+static atomic_uint32_t n_users[DPDK_DMA_MAX_DEVS];
+
 /* What a thread owns. */
 /* A claim that found no device: not tried again for the same device list
  * until 'usable_mask' changes or a second passed. */
@@ -136,6 +148,7 @@ struct dma_thread {
     struct dma_failed_claim failed[DMA_FAILED_CLAIMS];
     unsigned int next_failed;   /* Slot of 'failed' to overwrite next. */
     unsigned int claims;        /* Claims tried, each under 'dma_mutex'. */
+    uint32_t free_seq;          /* 'free_seq' at its last look. */
 };
 
 DEFINE_STATIC_PER_THREAD_DATA(struct dma_thread, dma_thread, { 0 });
@@ -266,6 +279,23 @@ dma_show_device(struct ds *s, int16_t dev_id)
     }
 }
 
+static uint64_t
+dma_read_usable(void)
+{
+    uint64_t usable;
+
+    atomic_read_relaxed(&usable_mask, &usable);
+    return usable;
+}
+
+static void
+dma_bump_free_seq(void)
+{
+    uint32_t orig;
+
+    atomic_add_relaxed(&free_seq, 1, &orig);
+}
+
 static void
 dma_update_usable_mask(void)
     OVS_REQUIRES(dma_mutex)
@@ -277,6 +307,9 @@ dma_update_usable_mask(void)
             && !dma_devs[i].error) {
             mask |= UINT64_C(1) << i;
         }
+    }
+    if (mask & ~dma_read_usable()) {
+        dma_bump_free_seq();
     }
     atomic_store_relaxed(&usable_mask, mask);
 }
@@ -729,6 +762,11 @@ dma_release(struct dma_thread *t, uint64_t devices)
                 free(u);
             }
         }
+        atomic_store_relaxed(&n_users[dev - dma_devs],
+                             ovs_list_size(&dev->users));
+        if (ovs_list_is_empty(&dev->users)) {
+            dma_bump_free_seq();
+        }
     }
     t->owned &= ~devices;
 }
@@ -736,9 +774,14 @@ dma_release(struct dma_thread *t, uint64_t devices)
 /* Claims a usable device of 'allowed' (any if 0) for the calling thread: one
  * that no thread uses if there is one, otherwise the one with the fewest
  * users, on NUMA node 'numa_id' if possible.  Returns its dev_id, or -1 if
- * no usable device fits. */
+ * no usable device fits.
+ *
+ * With 'shared' >= 0, the thread owns device 'shared' and looks for a free
+ * device only, to move there: if 'shared' still has other users and a free
+ * device fits, it claims that one and releases 'shared'; otherwise it
+ * changes nothing and returns -1. */
 static int
-dma_claim(uint64_t allowed, int numa_id)
+dma_claim(uint64_t allowed, int numa_id, int shared)
     OVS_EXCLUDED(dma_mutex)
 {
     struct dma_thread *t = dma_thread_get();
@@ -747,7 +790,11 @@ dma_claim(uint64_t allowed, int numa_id)
 
     t->claims++;
     ovs_mutex_lock(&dma_mutex);
-    atomic_read_relaxed(&usable_mask, &usable);
+    usable = dma_read_usable();
+    if (shared >= 0 && ovs_list_size(&dma_devs[shared].users) < 2) {
+        ovs_mutex_unlock(&dma_mutex);
+        return -1;
+    }
     for (int i = 0; i < DPDK_DMA_MAX_DEVS; i++) {
         uint64_t bit = UINT64_C(1) << i;
 
@@ -759,6 +806,10 @@ dma_claim(uint64_t allowed, int numa_id)
             best = i;
         }
     }
+    if (best >= 0 && shared >= 0
+        && !ovs_list_is_empty(&dma_devs[best].users)) {
+        best = -1;
+    }
     if (best >= 0) {
         struct dma_dev *dev = &dma_devs[best];
         struct dma_user *u = xmalloc(sizeof *u);
@@ -768,6 +819,7 @@ dma_claim(uint64_t allowed, int numa_id)
         u->name = xstrdup(get_subprogram_name());
         u->cpu = sched_getcpu();
         ovs_list_push_back(&dev->users, &u->node);
+        atomic_store_relaxed(&n_users[best], others + 1);
         t->owned |= UINT64_C(1) << best;
         ovsthread_setspecific(dma_thread_key, t);
         COVERAGE_INC(dpdk_dma_claim);
@@ -786,7 +838,13 @@ dma_claim(uint64_t allowed, int numa_id)
          * service, it would keep more devices than it needs while other
          * threads share. */
         dma_release(t, t->owned & ~usable);
-    } else {
+        if (shared >= 0) {
+            COVERAGE_INC(dpdk_dma_claim_relief);
+            VLOG_INFO("%s: left by %s for %s, which no thread used",
+                      dma_devs[shared].name, u->name, dev->name);
+            dma_release(t, UINT64_C(1) << shared);
+        }
+    } else if (shared < 0) {
         COVERAGE_INC(dpdk_dma_claim_failed);
     }
     ovs_mutex_unlock(&dma_mutex);
@@ -805,7 +863,24 @@ dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
     atomic_read_relaxed(&usable_mask, &usable);
     fit = t->owned & usable & (allowed ? allowed : UINT64_MAX);
     if (OVS_LIKELY(fit)) {
-        return raw_ctz(fit);
+        uint32_t seq, users;
+
+        dev_id = raw_ctz(fit);
+        atomic_read_relaxed(&free_seq, &seq);
+        if (OVS_UNLIKELY(seq != t->free_seq)) {
+            /* A device may have become free: stop sharing, if this thread
+             * does. */
+            t->free_seq = seq;
+            atomic_read_relaxed(&n_users[dev_id], &users);
+            if (users > 1) {
+                int free_id = dma_claim(allowed, numa_id, dev_id);
+
+                if (free_id >= 0) {
+                    return free_id;
+                }
+            }
+        }
+        return dev_id;
     }
 
     now = time_msec();
@@ -818,7 +893,7 @@ dpdk_dma_thread_get_channel(uint64_t allowed, int numa_id)
     if (failed && failed->usable == usable && now < failed->next_claim) {
         return -1;
     }
-    dev_id = dma_claim(allowed, numa_id);
+    dev_id = dma_claim(allowed, numa_id, -1);
     if (dev_id < 0) {
         /* A list has at most one slot: the one found above, if any. */
         if (!failed) {

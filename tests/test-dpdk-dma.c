@@ -425,12 +425,61 @@ test_backoff(struct ovs_cmdl_context *ctx OVS_UNUSED)
     printf("backoff: ok\n");
 }
 
+/* Sharing lasts no longer than the shortage: a thread that shares its
+ * device moves to one that becomes free (back in service, or left by the
+ * thread that had it), at its next look and without taking the pool's lock
+ * when it does not share. */
+static void
+test_relief(struct ovs_cmdl_context *ctx OVS_UNUSED)
+{
+    struct helper a, b;
+    pthread_t ta, tb;
+    unsigned int claims;
+    uint64_t owned;
+
+    init_dpdk();
+    drain(dev1, true);
+    ovs_assert(dpdk_dma_thread_get_channel(0, -1) == dev0);
+    helper_start(&a, -1, &ta);
+    ovs_assert(helper_claim(&a, 0, &owned) == dev0);
+
+    /* A device comes back into service: the first thread to look moves to
+     * it, and the other one keeps its device, alone now. */
+    drain(dev1, false);
+    ovs_assert(dpdk_dma_thread_get_channel(0, -1) == dev1);
+    ovs_assert(dpdk_dma_thread_owned() == bit(dev1));
+    ovs_assert(helper_claim(&a, 0, &owned) == dev0 && owned == bit(dev0));
+
+    /* Nobody shares: looks take no lock. */
+    claims = dpdk_dma_thread_claims();
+    for (int i = 0; i < 100; i++) {
+        ovs_assert(dpdk_dma_thread_get_channel(0, -1) == dev1);
+    }
+    check_claims(claims, "no sharing");
+
+    /* A third thread shares a device (the first of two with one user
+     * each); the thread of the other device lets it go (as at its exit):
+     * the sharer moves there. */
+    ovs_assert(dev0 < dev1);
+    helper_start(&b, -1, &tb);
+    ovs_assert(helper_claim(&b, 0, &owned) == dev0);
+    dpdk_dma_thread_release();
+    ovs_assert(helper_claim(&b, 0, &owned) == dev1 && owned == bit(dev1));
+    ovs_assert(helper_claim(&a, 0, &owned) == dev0 && owned == bit(dev0));
+
+    helper_stop(&b, tb);
+    helper_stop(&a, ta);
+    dpdk_dma_thread_release();
+    printf("relief: ok\n");
+}
+
 static const struct ovs_cmdl_command commands[] = {
     {"lists", NULL, 0, 0, test_lists, OVS_RO},
     {"options", NULL, 0, 0, test_options, OVS_RO},
     {"assignment", NULL, 0, 0, test_assignment, OVS_RO},
     {"numa", NULL, 0, 0, test_numa, OVS_RO},
     {"backoff", NULL, 0, 0, test_backoff, OVS_RO},
+    {"relief", NULL, 0, 0, test_relief, OVS_RO},
     {NULL, NULL, 0, 0, NULL, OVS_RO},
 };
 
