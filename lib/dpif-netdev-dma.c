@@ -363,6 +363,10 @@ pmd_dma_format_port(struct ds *s, const struct pmd_dma_snap *snap, int i)
                   calls[PMD_DMA_COST_REFUSED], cycles[PMD_DMA_COST_REFUSED],
                   calls[PMD_DMA_COST_EMPTY_POLL],
                   cycles[PMD_DMA_COST_EMPTY_POLL]);
+    ds_put_format(s, "    calls that delivered: submit %"PRIu64", complete %"
+                  PRIu64", cpu %"PRIu64"\n",
+                  calls[PMD_DMA_COST_SUBMIT], calls[PMD_DMA_COST_COMPLETE],
+                  calls[PMD_DMA_COST_CPU]);
 }
 
 static void

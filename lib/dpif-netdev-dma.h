@@ -136,22 +136,31 @@ pmd_dma_add__(atomic_uint64_t *counter, uint64_t n)
     atomic_store_relaxed(counter, value + n);
 }
 
-/* Accounts 'cycles' spent by one call of kind 'cost' for port 'p' (which
- * may be NULL: nothing is counted), which delivered 'packets' (for
+/* Accounts 'cycles' spent by 'calls' calls of kind 'cost' for port 'p'
+ * (which may be NULL: nothing is counted), which delivered 'packets' (for
  * PMD_DMA_COST_COMPLETE and PMD_DMA_COST_CPU). */
 static inline void
-pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_cost cost,
-                   uint64_t cycles, uint64_t packets)
+pmd_dma_port_count_calls(struct pmd_dma_port *p, enum pmd_dma_cost cost,
+                         uint64_t calls, uint64_t cycles, uint64_t packets)
 {
     if (p) {
         pmd_dma_add__(&p->cycles[cost], cycles);
-        pmd_dma_add__(&p->calls[cost], 1);
+        pmd_dma_add__(&p->calls[cost], calls);
         if (packets) {
             pmd_dma_add__(&p->packets[cost == PMD_DMA_COST_CPU
                                       ? PMD_DMA_PATH_CPU
                                       : PMD_DMA_PATH_DMA], packets);
         }
     }
+}
+
+/* Accounts 'cycles' spent by one call of kind 'cost' for port 'p', as
+ * pmd_dma_port_count_calls() does. */
+static inline void
+pmd_dma_port_count(struct pmd_dma_port *p, enum pmd_dma_cost cost,
+                   uint64_t cycles, uint64_t packets)
+{
+    pmd_dma_port_count_calls(p, cost, 1, cycles, packets);
 }
 
 /* Returns the capacity for a PMD thread's deferred-work queue: 'capacity',

@@ -696,9 +696,21 @@ vd_complete(struct vhost_dma_vq *vq, struct rte_mbuf **pkts, uint16_t n,
     atomic_add_explicit(&vq->completed, n, &orig, memory_order_release);
 }
 
+/* The most bursts of packets that one completion poll harvests. */
+#define VHOST_DMA_POLL_ROUNDS 8
+
 /* Harvests the completions of 'txq' on channel 'dma_id': at most 'rounds'
- * bursts.  Any thread may call it (see the top of the file); a PMD thread
- * accounts for the cycles.  Returns the number of packets completed. */
+ * bursts (up to VHOST_DMA_POLL_ROUNDS), in one call to vhost.  Any thread
+ * may call it (see the top of the file); a PMD thread accounts for the
+ * cycles.  Returns the number of packets completed.
+ *
+ * One call, because each call that completes packets notifies the guest
+ * (in DPDK 22.11, vhost_poll_enqueue_completed() writes the used ring and
+ * calls vhost_vring_call_split() or vhost_vring_call_packed(), which
+ * signal the guest's call eventfd unless it asked not to be): so a poll
+ * notifies the guest once at most, however much it completes.  The call
+ * looks at up to VHOST_DMA_MAX_COPY_COMPLETE (128) of the engine's
+ * completed copies; what it leaves, the next poll takes. */
 static uint32_t
 vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
         int rounds)
@@ -706,21 +718,19 @@ vd_poll(struct netdev_vhost_dma *vd, int vid, int txq, int dma_id,
     struct pmd_dma_thread *pmd = pmd_dma_current();
     uint64_t start = rte_get_tsc_cycles();
     struct vhost_dma_vq *vq = &vd->vqs[txq];
-    struct rte_mbuf *pkts[VHOST_DMA_BURST];
-    uint32_t done = 0;
-    uint16_t n;
+    struct rte_mbuf *pkts[VHOST_DMA_BURST * VHOST_DMA_POLL_ROUNDS];
+    uint32_t done;
 
     if (!vd_flag(&vq->registered)) {
         /* Torn down: destroy_device clears what was in flight. */
         return 0;
     }
-    do {
-        /* A trylock: 0 may also mean that the virtqueue is busy. */
-        n = rte_vhost_poll_enqueue_completed(vid, txq * 2, pkts,
-                                             VHOST_DMA_BURST, dma_id, 0);
-        vd_complete(vq, pkts, n, false);
-        done += n;
-    } while (n == VHOST_DMA_BURST && --rounds);
+    rounds = MAX(1, MIN(rounds, VHOST_DMA_POLL_ROUNDS));
+    /* A trylock: 0 may also mean that the virtqueue is busy. */
+    done = rte_vhost_poll_enqueue_completed(vid, txq * 2, pkts,
+                                            VHOST_DMA_BURST * rounds,
+                                            dma_id, 0);
+    vd_complete(vq, pkts, done, false);
 
     if (pmd) {
         pmd_dma_count(pmd, PMD_DMA_COMPLETED, done);
@@ -836,7 +846,8 @@ vd_complete_up_to(struct netdev_vhost_dma *vd, int vid, int txq,
     long long int deadline = LLONG_MIN;
 
     while (vd_pending(vq, mark)) {
-        vd_poll_channels(vd, vid, txq, vd_read(&vq->channels), 8);
+        vd_poll_channels(vd, vid, txq, vd_read(&vq->channels),
+                         VHOST_DMA_POLL_ROUNDS);
         if (!vd_pending(vq, mark)) {
             break;
         }
@@ -866,7 +877,7 @@ vhost_dma_dw_poll(void *vd_, uint32_t txq, uint64_t mark, bool drain)
 {
     struct netdev_vhost_dma *vd = vd_;
     struct vhost_dma_vq *vq = &vd->vqs[txq];
-    int rounds = drain ? 8 : 1;
+    int rounds = drain ? VHOST_DMA_POLL_ROUNDS : 1;
     uint64_t channels, own;
     int vid;
 
@@ -1312,9 +1323,11 @@ vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
 {
     struct vhost_dma_vq *vq = &vd->vqs[txq];
     uint64_t start = rte_get_tsc_cycles();
-    int sent = 0;
+    int sent = 0, calls = 0;
 
-    for (int tries = 0; sent < cnt && tries < 8; tries++) {
+    for (; sent < cnt && calls < 8; calls++) {
+        /* Each call that delivers notifies the guest (DPDK 22.11:
+         * virtio_dev_rx_split() calls vhost_vring_call_split()). */
         uint16_t n = rte_vhost_enqueue_burst(vid, txq * 2, pkts + sent,
                                              cnt - sent);
         if (!n) {
@@ -1332,9 +1345,16 @@ vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
     if (pmd) {
         pmd_dma_count(pmd, PMD_DMA_CPU_FALLBACK, sent);
         pmd_dma_count(pmd, PMD_DMA_RING_FULL, cnt - sent);
-        pmd_dma_port_count(pmd_dma_port_get(pmd, vd->port_id, vd->name),
-                           sent ? PMD_DMA_COST_CPU : PMD_DMA_COST_REFUSED,
-                           rte_get_tsc_cycles() - start, sent);
+        struct pmd_dma_port *port = pmd_dma_port_get(pmd, vd->port_id,
+                                                     vd->name);
+
+        if (sent) {
+            pmd_dma_port_count_calls(port, PMD_DMA_COST_CPU, calls,
+                                     rte_get_tsc_cycles() - start, sent);
+        } else {
+            pmd_dma_port_count(port, PMD_DMA_COST_REFUSED,
+                               rte_get_tsc_cycles() - start, 0);
+        }
     }
     return cnt - sent;
 }

@@ -49,6 +49,10 @@ to segment it (GSO), on the Tx virtqueue of queue pair 0, over and over.
                         seconds, a hung one holds it up for good)
     --poll-ms MS        milliseconds between two looks at the rings
                         (default 1)
+    --interrupts        ask the back-end to interrupt (signal the call
+                        eventfd of) each Rx virtqueue when it uses
+                        buffers, look at the rings when it does, and count
+                        the interrupts (default: VRING_AVAIL_F_NO_INTERRUPT)
     --connect-timeout S seconds to wait for the connection (default 30)
     --no-reconnect      exit with status 3 when the back-end disconnects
                         (default: connect again and set up the rings anew)
@@ -93,7 +97,8 @@ Progress is reported on stdout, one line per event: "listening on PATH",
 "connected", "ready: N queue pairs", "late queue pair Q enabled",
 "disconnected: WHY", and on exit (also on SIGTERM, after the pcap is
 flushed) "rx queue Q: N packets, B bytes" for each queue pair, counting
-every connection, and "tx queue 0: N packets, B bytes" with --tx-tso
+every connection, "rx queue Q: N interrupts" with --interrupts, and
+"tx queue 0: N packets, B bytes" with --tx-tso
 (frames the back-end took).  Frames are counted without their virtio-net
 header.
 
@@ -336,8 +341,10 @@ class Vring:
     per descriptor, all of them offered to the back-end; a Tx virtqueue
     offers nothing."""
 
-    def __init__(self, memory, index, size, buf_size, tx_packet=None):
+    def __init__(self, memory, index, size, buf_size, tx_packet=None,
+                 interrupts=False):
         self.memory = memory
+        self.interrupts = interrupts
         self.index = index
         self.size = size
         self.is_rx = index % 2 == 0
@@ -368,8 +375,10 @@ class Vring:
             bytes(4 + USED_ELEM.size * self.size + 2)
         self.last_used = 0
         self.avail_idx = 0
-        # The back-end need not interrupt us: we look at the used ring.
-        U16.pack_into(mem, self.avail, VRING_AVAIL_F_NO_INTERRUPT)
+        # Unless asked to, the back-end need not interrupt us: we look at
+        # the used ring anyway.
+        U16.pack_into(mem, self.avail,
+                      0 if self.interrupts else VRING_AVAIL_F_NO_INTERRUPT)
         if self.is_rx:
             for i in range(self.size):
                 DESC.pack_into(mem, self.desc + DESC.size * i,
@@ -394,6 +403,14 @@ class Vring:
     def close(self):
         os.close(self.kick)
         os.close(self.call)
+
+    def take_interrupts(self):
+        """Returns the number of times the back-end signalled the call
+        eventfd since the last call, and resets it."""
+        try:
+            return os.eventfd_read(self.call)
+        except BlockingIOError:
+            return 0
 
     def addr_payload(self):
         """Returns the payload of SET_VRING_ADDR."""
@@ -761,6 +778,7 @@ class Guest:
         self.channel = None
         self.vrings = {}
         self.counters = {}
+        self.interrupts = {}
         self.tx_counters = [0, 0, 0]
         self.max_queue_pairs = 0
         self.late_at = None
@@ -892,7 +910,8 @@ class Guest:
         if vr is None:
             vr = Vring(self.memory, index, self.args.queue_size,
                        self.args.buf_size,
-                       self.tx_packet if index == 1 else None)
+                       self.tx_packet if index == 1 else None,
+                       self.args.interrupts and index % 2 == 0)
             self.vrings[index] = vr
         else:
             vr.reset()
@@ -963,6 +982,7 @@ class Guest:
     def vrings_close(self):
         """Forgets the virtqueues of a previous connection (keeping their
         counters)."""
+        self.take_interrupts()
         for vr in self.vrings.values():
             self._save_counters(vr)
             vr.close()
@@ -1017,8 +1037,17 @@ class Guest:
         if frames and self.pcap:
             self.pcap.write(frames)
 
+    def take_interrupts(self):
+        """Adds up the interrupts of the Rx virtqueues (--interrupts)."""
+        for index, vr in self.vrings.items():
+            if vr.interrupts:
+                qp = index // 2
+                self.interrupts[qp] = (self.interrupts.get(qp, 0)
+                                       + vr.take_interrupts())
+
     def stats_lines(self):
         lines = []
+        self.take_interrupts()
         for qp in sorted(self.counters):
             packets, nbytes, errors = self.counters[qp]
             vr = self.vrings.get(2 * qp)
@@ -1028,6 +1057,9 @@ class Guest:
                 errors += vr.errors
             lines.append('rx queue %d: %d packets, %d bytes'
                          % (qp, packets, nbytes))
+            if self.args.interrupts:
+                lines.append('rx queue %d: %d interrupts'
+                             % (qp, self.interrupts.get(qp, 0)))
             if errors:
                 lines.append('rx queue %d: %d malformed used entries'
                              % (qp, errors))
@@ -1131,7 +1163,10 @@ class Guest:
             if self.term:
                 raise Terminated()
             rlist = [self.channel.sock] + self.commands.wait_fds()
+            rlist += [vr.call for vr in self.vrings.values()
+                      if vr.interrupts]
             ready, _, _ = select.select(rlist, [], [], poll)
+            self.take_interrupts()
             if self.channel.sock in ready:
                 self.channel.poll_idle()
             self.receive()
@@ -1234,6 +1269,7 @@ def parse_args(argv):
     parser.add_argument('--timeout', type=float, default=20.0,
                         metavar='SECONDS')
     parser.add_argument('--poll-ms', type=float, default=1.0, metavar='MS')
+    parser.add_argument('--interrupts', action='store_true')
     parser.add_argument('--connect-timeout', type=float, default=30.0,
                         metavar='SECONDS')
     parser.add_argument('--no-reconnect', action='store_true')
