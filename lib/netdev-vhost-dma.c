@@ -1345,16 +1345,14 @@ vd_cpu_send(struct netdev_vhost_dma *vd, struct pmd_dma_thread *pmd,
     if (pmd) {
         pmd_dma_count(pmd, PMD_DMA_CPU_FALLBACK, sent);
         pmd_dma_count(pmd, PMD_DMA_RING_FULL, cnt - sent);
-        struct pmd_dma_port *port = pmd_dma_port_get(pmd, vd->port_id,
-                                                     vd->name);
-
-        if (sent) {
-            pmd_dma_port_count_calls(port, PMD_DMA_COST_CPU, calls,
-                                     rte_get_tsc_cycles() - start, sent);
-        } else {
-            pmd_dma_port_count(port, PMD_DMA_COST_REFUSED,
-                               rte_get_tsc_cycles() - start, 0);
-        }
+        /* Each enqueue that delivered counts as a call; if none did, the
+         * attempt counts as one refused call. */
+        pmd_dma_port_count_calls(pmd_dma_port_get(pmd, vd->port_id,
+                                                  vd->name),
+                                 sent ? PMD_DMA_COST_CPU
+                                      : PMD_DMA_COST_REFUSED,
+                                 MAX(calls, 1), rte_get_tsc_cycles() - start,
+                                 sent);
     }
     return cnt - sent;
 }

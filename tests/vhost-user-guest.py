@@ -342,9 +342,9 @@ class Vring:
     offers nothing."""
 
     def __init__(self, memory, index, size, buf_size, tx_packet=None,
-                 interrupts=False):
+                 wants_interrupts=False):
         self.memory = memory
-        self.interrupts = interrupts
+        self.wants_interrupts = wants_interrupts
         self.index = index
         self.size = size
         self.is_rx = index % 2 == 0
@@ -378,7 +378,8 @@ class Vring:
         # Unless asked to, the back-end need not interrupt us: we look at
         # the used ring anyway.
         U16.pack_into(mem, self.avail,
-                      0 if self.interrupts else VRING_AVAIL_F_NO_INTERRUPT)
+                      0 if self.wants_interrupts
+                      else VRING_AVAIL_F_NO_INTERRUPT)
         if self.is_rx:
             for i in range(self.size):
                 DESC.pack_into(mem, self.desc + DESC.size * i,
@@ -1040,7 +1041,7 @@ class Guest:
     def take_interrupts(self):
         """Adds up the interrupts of the Rx virtqueues (--interrupts)."""
         for index, vr in self.vrings.items():
-            if vr.interrupts:
+            if vr.wants_interrupts:
                 qp = index // 2
                 self.interrupts[qp] = (self.interrupts.get(qp, 0)
                                        + vr.take_interrupts())
@@ -1164,7 +1165,7 @@ class Guest:
                 raise Terminated()
             rlist = [self.channel.sock] + self.commands.wait_fds()
             rlist += [vr.call for vr in self.vrings.values()
-                      if vr.interrupts]
+                      if vr.wants_interrupts]
             ready, _, _ = select.select(rlist, [], [], poll)
             self.take_interrupts()
             if self.channel.sock in ready:
