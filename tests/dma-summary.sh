@@ -82,6 +82,13 @@ if test "$failed" != 0; then
             while read -r at; do
                 sed -n "$((at > 22 ? at - 22 : 1)),$((at + 8))p" "$tlog"
             done | cut -c1-200 | sed 's/^/    /'
+            # A test that ran over its time (dma_test_watchdog in
+            # tests/dma-macros.at): where its processes were.
+            if test -f "${tlog%/*}/watchdog.log"; then
+                echo "test $num ran over its time:"
+                head -n 40 "${tlog%/*}/watchdog.log" | cut -c1-200 |
+                sed 's/^/    /'
+            fi
         fi
     done
     echo "$failures" | while read -r log line; do

@@ -14,7 +14,8 @@ DMA_TESTSUITE_AT = \
 	tests/dma-system-dma.at \
 	tests/dma-system-lifecycle.at \
 	tests/dma-system-overflow.at \
-	tests/dma-soak.at
+	tests/dma-soak.at \
+	tests/dma-system-harness.at
 DMA_TESTSUITE = $(srcdir)/tests/dma-testsuite
 
 EXTRA_DIST += $(DMA_TESTSUITE_AT) $(DMA_TESTSUITE) \
