@@ -15,7 +15,10 @@
 out=$1 logs=$(echo "$2" | tr ',' ' ')
 shift 2
 rcfile=$out.rc
-rm -f $logs
+# Each system test adds "SECONDS NUMBER" to this file as it ends (see
+# dma_test_watchdog in tests/dma-macros.at).
+times=${out%.out}.times
+rm -f $logs "$times"
 { "$@"; echo $? > "$rcfile"; } 2>&1 | tee "$out"
 rc=$(cat "$rcfile" 2>/dev/null || echo 1)
 rm -f "$rcfile"
@@ -78,7 +81,13 @@ if test "$failed" != 0; then
         where=$(echo "$line" | sed -n 's/.*(\([^()]*:[0-9]*\))$/\1/p')
         if test -f "$tlog"; then
             echo "test $num, around its last $where:"
-            grep -n -F "$where:" "$tlog" | tail -n 1 | cut -d: -f1 |
+            # A failed OVS_WAIT_UNTIL fails in ovs-macros.at: the wait
+            # that failed says which.
+            case $where in
+            *-macros.at:*) pattern=": wait failed after" ;;
+            *) pattern="$where:" ;;
+            esac
+            grep -n -F "$pattern" "$tlog" | tail -n 1 | cut -d: -f1 |
             while read -r at; do
                 sed -n "$((at > 22 ? at - 22 : 1)),$((at + 8))p" "$tlog"
             done | cut -c1-200 | sed 's/^/    /'
@@ -94,6 +103,15 @@ if test "$failed" != 0; then
     echo "$failures" | while read -r log line; do
         test -n "$line" && echo "failed: $line"
     done
+fi
+# Where the time went: this machine's CPUs may be shared, and a slow run
+# should say which tests it spent its time in.
+if test -s "$times"; then
+    sort -rn "$times" | awk '
+        { total += $1 }
+        NR <= 6 { top = top sprintf(" %s (%d s)", $2, $1) }
+        END { printf "system tests: %d s in all; the longest:%s\n",
+                     total, top }'
 fi
 if test "$rc" != 0 && test "$failed" = 0; then
     echo "the testsuite exited with status $rc without reporting a failed test"
