@@ -79,6 +79,7 @@
 
 #include <ctype.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -816,20 +817,33 @@ vd_clear_timeout_ms(void)
     return vd_knob_ms(&knob);
 }
 
-/* Returns how long netdev_vhost_dma_new_device() waits once it set up a
- * connection, before it returns: 0, or for tests, the
- * OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS environment variable.  The wait widens
- * the window in which a thread that sees the connection before the
- * offload is done with it could send (none can: netdev-dpdk publishes the
- * vid after new_device returns), so that a test sends then. */
-static int
-vd_new_device_delay_ms(void)
+/* For tests: while the file named by the OVS_VHOST_DMA_NEW_DEVICE_HOLD
+ * environment variable exists, netdev_vhost_dma_new_device() waits once it
+ * set up a connection, before it returns (at most a minute).  That holds
+ * open the window in which a thread that saw the connection before the
+ * offload was done with it could send (none can: netdev-dpdk publishes the
+ * vid after new_device returns), for as long as a test needs to send in it,
+ * however slow the machine. */
+static void
+vd_new_device_hold(const struct netdev_vhost_dma *vd, int vid)
 {
-    static struct vd_knob knob = VD_KNOB_INITIALIZER(
-        "OVS_VHOST_DMA_NEW_DEVICE_DELAY_MS", 0,
-        "new_device returns after a delay of");
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+    static const char *file;
 
-    return vd_knob_ms(&knob);
+    if (ovsthread_once_start(&once)) {
+        file = getenv("OVS_VHOST_DMA_NEW_DEVICE_HOLD");
+        ovsthread_once_done(&once);
+    }
+    if (!file || access(file, F_OK)) {
+        return;
+    }
+
+    VLOG_INFO("%s: new_device set up vid %d; held while %s exists",
+              vd->name, vid, file);
+    for (int i = 0; i < 6000 && !access(file, F_OK); i++) {
+        xnanosleep_no_quiesce(10 * 1000 * 1000);
+    }
+    VLOG_INFO("%s: new_device released", vd->name);
 }
 
 /* Completes the copies of 'txq' up to copy number 'mark', polling every
@@ -1162,11 +1176,7 @@ netdev_vhost_dma_new_device(struct netdev_vhost_dma *vd, int vid)
             VLOG_DBG("%s: txq %d is not ready yet", vd->name, txq);
         }
     }
-    if (vd_new_device_delay_ms()) {
-        VLOG_INFO("%s: new_device set up vid %d; waiting %d ms", vd->name,
-                  vid, vd_new_device_delay_ms());
-        xnanosleep_no_quiesce(vd_new_device_delay_ms() * 1000000ULL);
-    }
+    vd_new_device_hold(vd, vid);
 }
 
 /* Runs on DPDK's vhost thread, in destroy_connection, which
